@@ -1,0 +1,408 @@
+/**
+ * Settings: every setting tvsync reads is declared once in SETTING_SPECS and parsed once by
+ * loadSettings().
+ *
+ * Invariants:
+ * - Nothing else in the code base reads process.env for a tvsync setting; the infra
+ *   consistency test relies on SETTING_SPECS being the complete list.
+ * - A bad or missing setting never surfaces one at a time: loadSettings collects every problem
+ *   and throws one SettingsError naming each of them.
+ * - Secret values are registered with the logger's redactor as soon as they are read, and are
+ *   never quoted back in an error.
+ * - Sources, as the Functions host does it: the process environment wins over the `Values` of
+ *   local.settings.json (read from the working directory when present).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { registerSecret } from './log';
+import { isLoopbackHost } from './net';
+
+export interface SettingSpec {
+  name: string;
+  /** Required settings have no default and must be present (see `requiredUnless`). */
+  required: boolean;
+  /** Present for optional settings that have a default. */
+  default?: string;
+  /** Required unless one of these settings is present (identity-based storage). */
+  requiredUnless?: string[];
+  secret?: boolean;
+  description: string;
+  example: string;
+}
+
+export const SETTING_SPECS: readonly SettingSpec[] = [
+  {
+    name: 'AzureWebJobsStorage',
+    required: true,
+    requiredUnless: ['AzureWebJobsStorage__accountName', 'AzureWebJobsStorage__tableServiceUri'],
+    secret: true,
+    description: 'Storage for state tables (and the Functions host). A connection string, or `UseDevelopmentStorage=true` for Azurite on 127.0.0.1:10002. In Azure, leave it unset and use the identity-based `AzureWebJobsStorage__*` settings.',
+    example: 'UseDevelopmentStorage=true',
+  },
+  {
+    name: 'AzureWebJobsStorage__accountName',
+    required: false,
+    default: '',
+    description: 'Identity-based storage: the storage account name; tables are reached at https://<name>.table.core.windows.net with the managed identity.',
+    example: 'sttvsyncprod',
+  },
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri',
+    required: false,
+    default: '',
+    description: 'Identity-based storage: the table endpoint, when it is not the public-cloud default derived from the account name.',
+    example: 'https://sttvsyncprod.table.core.windows.net',
+  },
+  {
+    name: 'AzureWebJobsStorage__credential',
+    required: false,
+    default: '',
+    description: 'Identity-based storage: `managedidentity` (set by the Bicep template).',
+    example: 'managedidentity',
+  },
+  {
+    name: 'AzureWebJobsStorage__clientId',
+    required: false,
+    default: '',
+    description: 'Identity-based storage: client id of the user-assigned managed identity used for storage.',
+    example: '00000000-0000-0000-0000-000000000000',
+  },
+  {
+    name: 'AZURE_CLIENT_ID',
+    required: false,
+    default: '',
+    description: 'Client id of the user-assigned managed identity (or app registration) DefaultAzureCredential uses for Microsoft Graph.',
+    example: '00000000-0000-0000-0000-000000000000',
+  },
+  {
+    name: 'ENTRA_SERVICE_PRINCIPAL_ID',
+    required: true,
+    description: 'Object id of the TeamViewer enterprise application\'s service principal (Enterprise applications → TeamViewer → Object ID).',
+    example: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b',
+  },
+  {
+    name: 'GRAPH_BASE_URL',
+    required: false,
+    default: 'https://graph.microsoft.com',
+    description: 'Microsoft Graph root; requests go to {GRAPH_BASE_URL}/v1.0/…. Change only for national clouds or the emulator.',
+    example: 'https://graph.microsoft.com',
+  },
+  {
+    name: 'TEAMVIEWER_SCIM_URL',
+    required: false,
+    default: 'https://webapi.teamviewer.com/scim/v2',
+    description: 'TeamViewer SCIM 2.0 base URL.',
+    example: 'https://webapi.teamviewer.com/scim/v2',
+  },
+  {
+    name: 'TEAMVIEWER_API_TOKEN',
+    required: true,
+    secret: true,
+    description: 'TeamViewer script token with User management (create, edit, view users). In Azure: a Key Vault reference.',
+    example: '@Microsoft.KeyVault(VaultName=kv-tvsync;SecretName=teamviewer-api-token)',
+  },
+  {
+    name: 'TEAMVIEWER_CONCURRENCY',
+    required: false,
+    default: '4',
+    description: 'Most TeamViewer calls in flight at once (1–16).',
+    example: '4',
+  },
+  {
+    name: 'SYNC_SCHEDULE',
+    required: false,
+    default: '0 */5 * * * *',
+    description: 'NCRONTAB (6 fields) of the timer heartbeat. Each beat runs a cycle when one is due.',
+    example: '0 */5 * * * *',
+  },
+  {
+    name: 'SYNC_INTERVAL_MINUTES',
+    required: false,
+    default: '40',
+    description: 'Minutes between the starts of two cycles (5–1440).',
+    example: '40',
+  },
+  {
+    name: 'STATE_TABLE_PREFIX',
+    required: false,
+    default: 'tvsync',
+    description: 'Prefix of the state tables (letters and digits, starting with a letter, at most 20).',
+    example: 'tvsync',
+  },
+  {
+    name: 'LOG_LEVEL',
+    required: false,
+    default: 'info',
+    description: 'debug, info, warn or error.',
+    example: 'info',
+  },
+];
+
+export type StorageSetting =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; tableServiceUri: string; clientId: string | null };
+
+export interface Settings {
+  storage: StorageSetting;
+  servicePrincipalId: string;
+  graphBaseUrl: string;
+  teamViewerScimUrl: string;
+  teamViewerToken: string;
+  teamViewerConcurrency: number;
+  syncSchedule: string;
+  syncIntervalMinutes: number;
+  tablePrefix: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export interface SettingProblem {
+  setting: string;
+  problem: string;
+}
+
+export class SettingsError extends Error {
+  readonly code = 'SETTINGS_INVALID';
+  constructor(readonly problems: SettingProblem[], readonly sources: string[]) {
+    super(
+      `tvsync cannot start: ${problems.length} setting${problems.length === 1 ? '' : 's'} ${problems.length === 1 ? 'is' : 'are'} wrong` +
+        ` (read from ${sources.join(' and ')}):\n` +
+        problems.map((p) => `  - ${p.setting}: ${p.problem}`).join('\n'),
+    );
+    this.name = 'SettingsError';
+  }
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Folder holding local.settings.json; defaults to the working directory. Null skips the file. */
+  localSettingsDir?: string | null;
+}
+
+/** Reads local.settings.json `Values` (the file is optional; a malformed one is a settings problem). */
+export function readLocalSettings(dir: string): { values: Record<string, string>; problem?: string; file?: string } {
+  const file = path.join(dir, 'local.settings.json');
+  if (!fs.existsSync(file)) return { values: {} };
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> };
+    const values: Record<string, string> = {};
+    for (const [key, value] of Object.entries(parsed.Values ?? {})) {
+      if (value !== null && value !== undefined) values[key] = String(value);
+    }
+    return { values, file };
+  } catch (err) {
+    return { values: {}, file, problem: `${file} is not valid JSON (${(err as Error).message})` };
+  }
+}
+
+/**
+ * The merged raw settings: local.settings.json Values overlaid by the environment. The CLI also
+ * copies these into process.env (as the Functions host does) so DefaultAzureCredential sees them.
+ */
+export function rawSettings(options: LoadOptions = {}): { values: Record<string, string | undefined>; sources: string[]; problems: SettingProblem[] } {
+  const env = options.env ?? process.env;
+  const dir = options.localSettingsDir === undefined ? process.cwd() : options.localSettingsDir;
+  const sources = ['the environment'];
+  const problems: SettingProblem[] = [];
+  let local: Record<string, string> = {};
+  if (dir !== null) {
+    const read = readLocalSettings(dir);
+    local = read.values;
+    if (read.file) sources.push(read.file);
+    if (read.problem) problems.push({ setting: 'local.settings.json', problem: read.problem });
+  }
+  const values: Record<string, string | undefined> = { ...local };
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined) values[key] = value;
+  }
+  return { values, sources, problems };
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\(/i;
+
+export function loadSettings(options: LoadOptions = {}): Settings {
+  const { values, sources, problems } = rawSettings(options);
+  const specs = new Map(SETTING_SPECS.map((s) => [s.name, s]));
+
+  const get = (name: string): string | undefined => {
+    const spec = specs.get(name);
+    if (!spec) throw new Error(`internal: setting ${name} is not declared in SETTING_SPECS`);
+    const raw = values[name];
+    const value = raw === undefined ? undefined : raw.trim();
+    if (value !== undefined && value !== '' && spec.secret) registerSecret(value);
+    if (value !== undefined && KEY_VAULT_REFERENCE.test(value)) {
+      problems.push({
+        setting: name,
+        problem:
+          `is an unresolved Key Vault reference (${spec.secret ? 'reference text hidden' : value}). The Functions host replaces it with the secret ` +
+          'only when the app\'s identity can read the vault (role "Key Vault Secrets User") and the reference is correct; ' +
+          'outside Azure, put the value itself in local.settings.json or the environment.',
+      });
+      return undefined;
+    }
+    if (value === undefined || value === '') {
+      const excused = spec.requiredUnless?.some((other) => (values[other] ?? '').trim() !== '');
+      if (spec.required && !excused) {
+        problems.push({ setting: name, problem: `is missing. ${spec.description} Example: ${spec.secret ? '<secret>' : spec.example}` });
+        return undefined;
+      }
+      return spec.default ?? '';
+    }
+    return value;
+  };
+
+  const url = (name: string): string => {
+    const value = get(name) ?? '';
+    if (!value) return '';
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      problems.push({ setting: name, problem: `"${value}" is not a URL` });
+      return '';
+    }
+    if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+      problems.push({ setting: name, problem: `"${value}" uses plain http to a host that is not loopback; use https` });
+    } else if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      problems.push({ setting: name, problem: `"${value}" must be an https URL` });
+    } else if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+      problems.push({ setting: name, problem: 'must not carry credentials, a query or a fragment' });
+    }
+    return value.replace(/\/+$/, '');
+  };
+
+  const integer = (name: string, min: number, max: number): number => {
+    const value = get(name) ?? '';
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      problems.push({ setting: name, problem: `"${value}" must be a whole number from ${min} to ${max}` });
+      return min;
+    }
+    return Number(value);
+  };
+
+  const servicePrincipalId = get('ENTRA_SERVICE_PRINCIPAL_ID') ?? '';
+  if (servicePrincipalId && !GUID.test(servicePrincipalId)) {
+    problems.push({ setting: 'ENTRA_SERVICE_PRINCIPAL_ID', problem: `"${servicePrincipalId}" is not an object id (a GUID such as 3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b)` });
+  }
+
+  const teamViewerToken = get('TEAMVIEWER_API_TOKEN') ?? '';
+  if (teamViewerToken && /\s/.test(teamViewerToken)) {
+    problems.push({ setting: 'TEAMVIEWER_API_TOKEN', problem: 'contains white space (copy the token again, without spaces or line breaks)' });
+  }
+
+  const syncSchedule = get('SYNC_SCHEDULE') ?? '';
+  const cronProblem = checkNcrontab(syncSchedule);
+  if (cronProblem) problems.push({ setting: 'SYNC_SCHEDULE', problem: cronProblem });
+
+  const tablePrefix = get('STATE_TABLE_PREFIX') ?? '';
+  if (!/^[A-Za-z][A-Za-z0-9]{0,19}$/.test(tablePrefix)) {
+    problems.push({ setting: 'STATE_TABLE_PREFIX', problem: `"${tablePrefix}" must be letters and digits, start with a letter, at most 20 characters` });
+  }
+
+  const logLevel = get('LOG_LEVEL') ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
+    problems.push({ setting: 'LOG_LEVEL', problem: `"${logLevel}" must be debug, info, warn or error` });
+  }
+
+  const storage = parseStorage(get, problems);
+  const settings: Settings = {
+    storage,
+    servicePrincipalId,
+    graphBaseUrl: url('GRAPH_BASE_URL'),
+    teamViewerScimUrl: url('TEAMVIEWER_SCIM_URL'),
+    teamViewerToken,
+    teamViewerConcurrency: integer('TEAMVIEWER_CONCURRENCY', 1, 16),
+    syncSchedule,
+    syncIntervalMinutes: integer('SYNC_INTERVAL_MINUTES', 5, 1440),
+    tablePrefix,
+    logLevel: logLevel as Settings['logLevel'],
+  };
+  // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
+  get('AzureWebJobsStorage__credential');
+  get('AZURE_CLIENT_ID');
+
+  if (problems.length > 0) throw new SettingsError(problems, sources);
+  return settings;
+}
+
+function parseStorage(get: (name: string) => string | undefined, problems: SettingProblem[]): StorageSetting {
+  const connectionString = get('AzureWebJobsStorage') ?? '';
+  const accountName = get('AzureWebJobsStorage__accountName') ?? '';
+  const tableServiceUri = get('AzureWebJobsStorage__tableServiceUri') ?? '';
+  const clientId = get('AzureWebJobsStorage__clientId') ?? '';
+  if (connectionString) {
+    if (/^UseDevelopmentStorage=true$/i.test(connectionString)) return { kind: 'connectionString', connectionString };
+    const parts = new Map(
+      connectionString.split(';').filter(Boolean).map((part) => {
+        const at = part.indexOf('=');
+        return [part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim()] as const;
+      }),
+    );
+    const hasKey = parts.has('accountname') && parts.has('accountkey');
+    const hasSas = parts.has('sharedaccesssignature') && (parts.has('tableendpoint') || parts.has('accountname'));
+    if (!hasKey && !hasSas) {
+      problems.push({
+        setting: 'AzureWebJobsStorage',
+        problem: 'is not a storage connection string (expected AccountName=…;AccountKey=… or UseDevelopmentStorage=true); value hidden',
+      });
+    }
+    const endpoint = parts.get('tableendpoint');
+    if (endpoint) {
+      try {
+        const parsed = new URL(endpoint);
+        if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+          problems.push({ setting: 'AzureWebJobsStorage', problem: `TableEndpoint ${parsed.origin} uses plain http to a host that is not loopback; use https` });
+        }
+      } catch {
+        problems.push({ setting: 'AzureWebJobsStorage', problem: 'TableEndpoint is not a URL' });
+      }
+    } else if ((parts.get('defaultendpointsprotocol') ?? 'https').toLowerCase() === 'http') {
+      problems.push({ setting: 'AzureWebJobsStorage', problem: 'DefaultEndpointsProtocol=http is only allowed with a loopback TableEndpoint; use https' });
+    }
+    return { kind: 'connectionString', connectionString };
+  }
+  if (tableServiceUri || accountName) {
+    if (accountName && !/^[a-z0-9]{3,24}$/.test(accountName)) {
+      problems.push({ setting: 'AzureWebJobsStorage__accountName', problem: `"${accountName}" is not a storage account name (3–24 lowercase letters and digits)` });
+    }
+    const uri = tableServiceUri || `https://${accountName}.table.core.windows.net`;
+    try {
+      const parsed = new URL(uri);
+      if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname))) {
+        problems.push({ setting: 'AzureWebJobsStorage__tableServiceUri', problem: `"${uri}" must be https` });
+      }
+    } catch {
+      problems.push({ setting: 'AzureWebJobsStorage__tableServiceUri', problem: `"${uri}" is not a URL` });
+    }
+    if (clientId && !GUID.test(clientId)) {
+      problems.push({ setting: 'AzureWebJobsStorage__clientId', problem: `"${clientId}" is not a client id (GUID)` });
+    }
+    return { kind: 'identity', tableServiceUri: uri.replace(/\/+$/, ''), clientId: clientId || null };
+  }
+  return { kind: 'connectionString', connectionString: '' };
+}
+
+/** Checks the shape of a six-field NCRONTAB expression as the Functions timer trigger takes it. */
+export function checkNcrontab(expression: string): string | null {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length !== 6) {
+    return `"${expression}" must be an NCRONTAB expression with six fields (second minute hour day month day-of-week), e.g. "0 */5 * * * *"`;
+  }
+  const ranges: Array<[string, number, number]> = [
+    ['second', 0, 59], ['minute', 0, 59], ['hour', 0, 23], ['day', 1, 31], ['month', 1, 12], ['day-of-week', 0, 6],
+  ];
+  for (let i = 0; i < 6; i++) {
+    const [name, min, max] = ranges[i];
+    const field = fields[i];
+    if (i >= 4 && /^[A-Za-z]{3}([-,][A-Za-z]{3})*$/.test(field)) continue; // JAN, MON-FRI
+    for (const part of field.split(',')) {
+      const m = /^(\*|\d+(?:-\d+)?)(?:\/(\d+))?$/.exec(part);
+      if (!m) return `"${expression}": the ${name} field "${field}" is not valid NCRONTAB`;
+      const bounds = m[1] === '*' ? [] : m[1].split('-').map(Number);
+      if (bounds.some((n) => n < min || n > max) || (m[2] !== undefined && Number(m[2]) === 0)) {
+        return `"${expression}": the ${name} field "${field}" is out of range (${min}–${max})`;
+      }
+    }
+  }
+  return null;
+}

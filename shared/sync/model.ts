@@ -1,0 +1,127 @@
+/**
+ * The domain's nouns, shared by the adapters (Entra, TeamViewer, state) and the pure core.
+ * Words follow Entra's provisioning docs and the status page: an AssignedUser is read from
+ * Entra, a TeamViewerUser lives in TeamViewer, a Link ties the two together in our state.
+ */
+
+/** A user as read from Microsoft Graph, with the attributes the mappings need. */
+export interface EntraUser {
+  id: string;
+  userPrincipalName: string;
+  displayName: string | null;
+  givenName: string | null;
+  surname: string | null;
+  mail: string | null;
+  accountEnabled: boolean;
+}
+
+/** How a user came to be in scope: a direct assignment and/or membership of assigned groups. */
+export interface AssignedUser extends EntraUser {
+  /** True when the user is assigned to the app directly. */
+  direct: boolean;
+  /** Object ids of the assigned groups through which the user is in scope. */
+  viaGroups: string[];
+  /** App role ids of every assignment that brings the user in (direct or through a group). */
+  appRoleIds: string[];
+}
+
+/** A user as TeamViewer returns it over SCIM (normalised: one email, name parts split out). */
+export interface TeamViewerUser {
+  id: string;
+  userName: string;
+  displayName: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  email: string | null;
+  active: boolean;
+}
+
+/** Attributes we can send on create. Create-only ones are never returned by TeamViewer. */
+export interface TeamViewerUserDraft {
+  userName: string;
+  displayName?: string;
+  givenName?: string;
+  familyName?: string;
+  email?: string;
+  active: boolean;
+  preferredLanguage?: string;
+  ssoCustomerId?: string;
+}
+
+/** Attributes TeamViewer lets a PATCH replace. */
+export interface TeamViewerPatch {
+  userName?: string;
+  displayName?: string;
+  givenName?: string;
+  familyName?: string;
+  email?: string;
+  active?: boolean;
+}
+
+/** The tie between one Entra user and one TeamViewer user, kept in Table Storage. */
+export interface Link {
+  entraId: string;
+  /** Null only while a create is in flight (intent written before the call). */
+  teamViewerId: string | null;
+  /** The userName last written to (or matched in) TeamViewer. */
+  userName: string;
+  /** UPN as last read from Entra (for operators: logs, status). */
+  userPrincipalName: string;
+  /** Values we last wrote to TeamViewer, by SCIM attribute name (userName, displayName, active, ...). */
+  written: Record<string, string | boolean | null>;
+  active: boolean;
+  createdAt: string;
+  updatedAt: string;
+  /** Set when a create was started but its result not yet recorded. */
+  pending?: 'create';
+}
+
+export type CycleKind = 'initial' | 'incremental';
+export type CycleResult = 'running' | 'succeeded' | 'partial' | 'failed';
+
+export interface CycleCounts {
+  created: number;
+  updated: number;
+  disabled: number;
+  enabled: number;
+  linked: number;
+  unchanged: number;
+  skipped: number;
+  failed: number;
+}
+
+export function emptyCounts(): CycleCounts {
+  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0 };
+}
+
+/** One row per cycle in state. */
+export interface CycleRecord {
+  id: string;
+  kind: CycleKind;
+  dryRun: boolean;
+  trigger: 'timer' | 'cli' | 'http' | 'demo';
+  startedAt: string;
+  finishedAt: string | null;
+  result: CycleResult;
+  counts: CycleCounts;
+  /** Number of users read from Entra (in scope or not) and of planned actions. */
+  imported: number;
+  planned: number;
+  /** Why the cycle failed, when it did (an error code and a sentence, never a secret). */
+  error?: { code: string; message: string };
+  /** Last time the running cycle wrote progress; a running cycle whose heartbeat is old was interrupted. */
+  heartbeatAt?: string;
+  /** Actions done so far (for the progress bar) out of `planned`. */
+  done?: number;
+  /** Per-user failures of this cycle (at most 50 kept), for status. */
+  failures?: UserFailure[];
+}
+
+export interface UserFailure {
+  entraId: string;
+  userPrincipalName: string;
+  action: string;
+  code: string;
+  message: string;
+  at: string;
+}
