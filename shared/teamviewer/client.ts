@@ -1,0 +1,397 @@
+/**
+ * The TeamViewer SCIM 2.0 client: users only (TeamViewer's SCIM API has no DELETE; deprovisioning
+ * is `active: false`), plus the Web API's /account to learn who owns the token.
+ *
+ * Retries, and the one thing a caller must know about them:
+ * - Throttling (403 `rate_limit_reached`, or 429) and transient failures (5xx, timeouts, dropped
+ *   connections) are retried with exponential backoff and full jitter, honouring Retry-After
+ *   (on 429, 403 and 503 alike; never waiting longer than maxDelayMs), at most `maxRetries` times; then the TeamViewerError
+ *   is thrown. A throttled answer pauses every call of this client, not just the one that got it,
+ *   because TeamViewer limits per token.
+ * - A POST (create) that timed out or whose connection dropped is NOT retried: TeamViewer may
+ *   have created the user and a blind retry would then fail with 409 or, worse, race another
+ *   writer. It throws TEAMVIEWER_TRANSIENT with `mayHaveApplied: true`; the caller must look
+ *   the user up (findByUserName) before creating again. PATCH is a replace, so repeating it is
+ *   harmless and it is retried like a GET.
+ *
+ * Invariants: at most `concurrency` requests are in flight, however many calls a caller starts
+ * at once (one shared pool; a call keeps its slot while it waits to retry, so backing off
+ * really lowers the load). The token is sent only in the Authorization header, never follows
+ * a redirect, and never appears in an error or a log line.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log';
+import { silentLogger } from '../log';
+import { requireSecureUrl } from '../net';
+import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../sync/model';
+import { createPool, type Pool } from '../http/pool';
+import { parseRetryAfter, sleep, withRetry } from '../http/retry';
+import {
+  errorFromNetwork,
+  errorFromResponse,
+  isTeamViewerError,
+  protocolError,
+  TeamViewerError,
+  type RequestContext,
+} from './errors';
+
+const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
+const SSO_SCHEMA = 'urn:ietf:params:scim:schemas:extension:teamviewer:1.0:SsoUser';
+const PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+
+export interface TeamViewerClientOptions {
+  /** SCIM base, e.g. https://webapi.teamviewer.com/scim/v2 (http only to loopback hosts). */
+  baseUrl: string;
+  token: string;
+  /** Most requests in flight at once (default 4). */
+  concurrency?: number;
+  /** Retries of throttled and transient failures (default 5). */
+  maxRetries?: number;
+  /** Per attempt (default 30000). */
+  timeoutMs?: number;
+  /** Users per page when listing (default 500). */
+  pageSize?: number;
+  /** First backoff cap (default 1000); doubles per retry up to maxDelayMs (default 60000). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  logger?: Logger;
+}
+
+export interface TeamViewerTokenOwner {
+  id: string;
+  userName: string;
+  name: string;
+}
+
+export interface TeamViewerClientStats {
+  /** HTTP attempts made (retries included). */
+  requests: number;
+  retries: number;
+  /** Answers that were throttling (403 rate_limit_reached or 429). */
+  throttled: number;
+}
+
+interface Call<T> {
+  method: 'GET' | 'POST' | 'PATCH';
+  /** Below the SCIM base, or below the Web API base when `webApi`. */
+  path: string;
+  query?: string;
+  body?: unknown;
+  webApi?: boolean;
+  action: string;
+  userName?: string;
+  /** Turns a 2xx JSON body into the result; calls `fail` when it is not what the spec promises. */
+  parse: (json: unknown, fail: (problem: string) => never) => T;
+}
+
+type Json = Record<string, unknown>;
+
+const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A SCIM filter string literal: only `"` and `\` need escaping (RFC 7644 uses JSON strings). */
+export function scimString(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function readUser(raw: unknown, fail: (problem: string) => never): TeamViewerUser {
+  if (!isJson(raw)) fail('a user in the answer is not an object');
+  const { id, userName } = raw;
+  if (typeof id !== 'string' || id === '') fail('a user in the answer has no id');
+  if (typeof userName !== 'string' || userName === '') fail(`user ${id} in the answer has no userName`);
+  let active: boolean;
+  if (typeof raw.active === 'boolean') active = raw.active;
+  else if (typeof raw.active === 'string' && /^(true|false)$/i.test(raw.active)) active = raw.active.toLowerCase() === 'true';
+  else fail(`user ${id} in the answer has no active flag`);
+  const name = isJson(raw.name) ? raw.name : {};
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  const emails = Array.isArray(raw.emails) ? raw.emails.filter(isJson) : [];
+  const email = emails.find((e) => e.primary === true) ?? emails[0];
+  return {
+    id,
+    userName,
+    displayName: text(raw.displayName) ?? text(name.formatted),
+    givenName: text(name.givenName),
+    familyName: text(name.familyName),
+    email: email ? text(email.value) : null,
+    active,
+  };
+}
+
+function readPage(raw: unknown, fail: (problem: string) => never): { totalResults: number; users: TeamViewerUser[] } {
+  if (!isJson(raw)) fail('the list answer is not an object');
+  const total = raw.totalResults;
+  if (typeof total !== 'number' || !Number.isInteger(total) || total < 0) fail('the list answer has no valid totalResults');
+  // RFC 7644 lets a server leave Resources out when nothing matched.
+  if (raw.Resources === undefined && total === 0) return { totalResults: 0, users: [] };
+  if (!Array.isArray(raw.Resources)) fail('the list answer has no Resources array');
+  return { totalResults: total, users: raw.Resources.map((r) => readUser(r, fail)) };
+}
+
+export class TeamViewerClient {
+  private readonly scimBase: string;
+  private readonly apiBase: string;
+  private readonly token: string;
+  private readonly pool: Pool;
+  private readonly maxRetries: number;
+  private readonly timeoutMs: number;
+  private readonly pageSize: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly logger: Logger;
+  private readonly counters: TeamViewerClientStats = { requests: 0, retries: 0, throttled: 0 };
+  /** Until when every call waits, after TeamViewer throttled this token. */
+  private resumeAt = 0;
+
+  constructor(options: TeamViewerClientOptions) {
+    const url = requireSecureUrl(options.baseUrl, 'The TeamViewer SCIM URL (TEAMVIEWER_SCIM_URL)');
+    if (!options.token || !/^[\x21-\x7e]+$/.test(options.token)) {
+      // The token itself must not appear here: only what is wrong with it.
+      throw new TeamViewerError({
+        code: 'TEAMVIEWER_UNAUTHORIZED',
+        message: options.token
+          ? 'The TeamViewer API token contains spaces, line breaks or other characters a token never has: copy TEAMVIEWER_API_TOKEN again.'
+          : 'No TeamViewer API token was given: set TEAMVIEWER_API_TOKEN to a script token with User management permissions.',
+        method: '',
+        path: '',
+      });
+    }
+    this.scimBase = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    this.apiBase = /\/scim\/v2$/i.test(this.scimBase)
+      ? this.scimBase.replace(/\/scim\/v2$/i, '/api/v1')
+      : `${url.origin}/api/v1`;
+    this.token = options.token;
+    this.pool = createPool(options.concurrency ?? 4);
+    this.maxRetries = options.maxRetries ?? 5;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.pageSize = options.pageSize ?? 500;
+    this.baseDelayMs = options.baseDelayMs ?? 1_000;
+    this.maxDelayMs = options.maxDelayMs ?? 60_000;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  get stats(): Readonly<TeamViewerClientStats> {
+    return { ...this.counters };
+  }
+
+  /** Every user of the company. Throws rather than return a partial list. */
+  listUsers(): Promise<TeamViewerUser[]> {
+    return this.list(undefined, 'list the users');
+  }
+
+  /** Users whose userName is exactly `userName` (TeamViewer compares case-sensitively). */
+  findByUserName(userName: string): Promise<TeamViewerUser[]> {
+    return this.list(`userName eq ${scimString(userName)}`, `look up user ${userName}`, userName);
+  }
+
+  /** The user, or null when TeamViewer does not know the id. */
+  async getUser(id: string): Promise<TeamViewerUser | null> {
+    try {
+      return await this.readUser(id);
+    } catch (error) {
+      if (isTeamViewerError(error) && error.code === 'TEAMVIEWER_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  createUser(draft: TeamViewerUserDraft): Promise<TeamViewerUser> {
+    const body: Json = {
+      schemas: draft.ssoCustomerId ? [USER_SCHEMA, SSO_SCHEMA] : [USER_SCHEMA],
+      userName: draft.userName,
+      emails: [{ primary: true, value: draft.email ?? draft.userName }],
+      active: draft.active,
+    };
+    if (draft.displayName !== undefined) body.displayName = draft.displayName;
+    if (draft.givenName !== undefined || draft.familyName !== undefined) {
+      body.name = {
+        ...(draft.givenName !== undefined ? { givenName: draft.givenName } : {}),
+        ...(draft.familyName !== undefined ? { familyName: draft.familyName } : {}),
+      };
+    }
+    if (draft.preferredLanguage !== undefined) body.preferredLanguage = draft.preferredLanguage;
+    if (draft.ssoCustomerId) body[SSO_SCHEMA] = { ssoCustomerId: draft.ssoCustomerId };
+    return this.call({
+      method: 'POST', path: '/Users', body, action: `create user ${draft.userName}`, userName: draft.userName, parse: readUser,
+    });
+  }
+
+  /** Replaces the given attributes in one PatchOp; an empty patch only reads the user. */
+  async patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser> {
+    const paths: Array<[keyof TeamViewerPatch, string]> = [
+      ['userName', 'userName'],
+      ['displayName', 'displayName'],
+      ['givenName', 'name.givenName'],
+      ['familyName', 'name.familyName'],
+      ['email', 'emails.value'],
+      ['active', 'active'],
+    ];
+    const operations = paths
+      .filter(([key]) => patch[key] !== undefined)
+      .map(([key, path]) => ({ op: 'replace', path, value: patch[key] }));
+    if (operations.length === 0) return this.readUser(id);
+    const user = await this.call({
+      method: 'PATCH',
+      path: `/Users/${encodeURIComponent(id)}`,
+      body: { schemas: [PATCH_SCHEMA], Operations: operations },
+      action: `update user ${id}`,
+      userName: patch.userName,
+      parse: readUser,
+    });
+    if (patch.email !== undefined || patch.userName !== undefined) {
+      this.logger.info('TeamViewer sends a verification email to the new address of an updated user', { teamViewerId: id });
+    }
+    return user;
+  }
+
+  deactivate(id: string): Promise<TeamViewerUser> {
+    return this.patchUser(id, { active: false });
+  }
+
+  /**
+   * What Entra's "Test Connection" does: a filter for a random userName must answer 200 with an
+   * empty list. Throws the typed error otherwise (401 wrong token, 403 missing permission, ...).
+   */
+  async testConnection(): Promise<void> {
+    await this.call({
+      method: 'GET',
+      path: '/Users',
+      query: `filter=${encodeURIComponent(`userName eq ${scimString(randomUUID())}`)}`,
+      action: 'test the connection (look up a random userName)',
+      parse: (json, fail) => {
+        const page = readPage(json, fail);
+        if (page.totalResults !== 0 || page.users.length !== 0) {
+          fail('a lookup of a random userName matched users, so the filter was ignored');
+        }
+      },
+    });
+  }
+
+  /** The account that owns the token (Web API /account), or null when it has none (404). */
+  async getTokenOwner(): Promise<TeamViewerTokenOwner | null> {
+    try {
+      return await this.call({
+        method: 'GET',
+        path: '/account',
+        webApi: true,
+        action: 'read the account that owns the API token',
+        parse: (json, fail: (problem: string) => never) => {
+          if (!isJson(json)) fail('the account answer is not an object');
+          const { userid, name, email } = json;
+          if (typeof userid !== 'string' && typeof userid !== 'number') fail('the account answer has no userid');
+          if (typeof email !== 'string') fail('the account answer has no email');
+          const id = typeof userid === 'number' || !userid.startsWith('u') ? `u${userid}` : userid;
+          return { id, userName: email, name: typeof name === 'string' ? name : email };
+        },
+      });
+    } catch (error) {
+      if (isTeamViewerError(error) && error.code === 'TEAMVIEWER_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  private readUser(id: string): Promise<TeamViewerUser> {
+    return this.call({ method: 'GET', path: `/Users/${encodeURIComponent(id)}`, action: `read user ${id}`, parse: readUser });
+  }
+
+  /**
+   * Pages by what it asked for (startIndex + users received) and totalResults; the startIndex in
+   * answers is ignored (TeamViewer's own example answers 0). A page that comes back empty before
+   * totalResults is reached is a protocol error, never a silently short list.
+   */
+  private async list(filter: string | undefined, action: string, userName?: string): Promise<TeamViewerUser[]> {
+    const byId = new Map<string, TeamViewerUser>();
+    const filterQuery = filter === undefined ? '' : `filter=${encodeURIComponent(filter)}&`;
+    for (let startIndex = 1; ;) {
+      const page = await this.call({
+        method: 'GET',
+        path: '/Users',
+        query: `${filterQuery}startIndex=${startIndex}&count=${this.pageSize}`,
+        action,
+        userName,
+        parse: (json, fail) => {
+          const result = readPage(json, fail);
+          if (result.users.length === 0 && startIndex <= result.totalResults) {
+            fail(`the page at startIndex ${startIndex} was empty although totalResults is ${result.totalResults}`);
+          }
+          return result;
+        },
+      });
+      // Users inserted while paging shift later pages, so the same user can come twice.
+      for (const user of page.users) if (!byId.has(user.id)) byId.set(user.id, user);
+      startIndex += page.users.length;
+      if (startIndex > page.totalResults) return [...byId.values()];
+    }
+  }
+
+  private call<T>(call: Call<T>): Promise<T> {
+    const ctx: RequestContext = {
+      method: call.method,
+      path: call.path,
+      action: call.action,
+      userName: call.userName,
+      secret: this.token,
+    };
+    return this.pool.run(() => withRetry(() => this.attempt(call, ctx), {
+      maxRetries: this.maxRetries,
+      baseDelayMs: this.baseDelayMs,
+      maxDelayMs: this.maxDelayMs,
+      classify: (error) => {
+        if (!isTeamViewerError(error)) return { retry: false };
+        const retry = error.code === 'TEAMVIEWER_THROTTLED'
+          || (error.code === 'TEAMVIEWER_TRANSIENT' && !(call.method === 'POST' && error.mayHaveApplied));
+        return { retry, retryAfterSeconds: error.retryAfterSeconds };
+      },
+      onRetry: ({ error, retry, delayMs }) => {
+        this.counters.retries++;
+        const tvError = error as TeamViewerError;
+        if (tvError.code === 'TEAMVIEWER_THROTTLED') this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
+        this.logger.warn(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`, {
+          code: tvError.code, status: tvError.status, method: call.method, path: call.path,
+        });
+      },
+    }));
+  }
+
+  private async attempt<T>(call: Call<T>, ctx: RequestContext): Promise<T> {
+    const pause = this.resumeAt - Date.now();
+    if (pause > 0) await sleep(pause);
+    this.counters.requests++;
+    const url = `${call.webApi ? this.apiBase : this.scimBase}${call.path}${call.query ? `?${call.query}` : ''}`;
+    let status: number;
+    let text: string;
+    let retryAfter: string | null;
+    try {
+      const response = await fetch(url, {
+        method: call.method,
+        headers: {
+          Authorization: `Bearer ${this.token}`,
+          Accept: 'application/scim+json, application/json',
+          ...(call.body === undefined ? {} : { 'Content-Type': 'application/scim+json' }),
+        },
+        body: call.body === undefined ? undefined : JSON.stringify(call.body),
+        // A redirect would carry the token elsewhere (or to plain http): treat it as an answer.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      status = response.status;
+      retryAfter = response.headers.get('retry-after');
+      text = await response.text();
+    } catch (error) {
+      throw errorFromNetwork(ctx, error, this.timeoutMs);
+    }
+    if (status < 200 || status > 299) {
+      const error = errorFromResponse(ctx, { status, bodyText: text, retryAfterSeconds: parseRetryAfter(retryAfter) });
+      if (error.code === 'TEAMVIEWER_THROTTLED') this.counters.throttled++;
+      throw error;
+    }
+    const fail = (problem: string): never => {
+      throw protocolError(ctx, status, problem);
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      fail(text.trim() === '' ? 'the answer was empty' : 'the answer is not JSON');
+    }
+    return call.parse(json, fail);
+  }
+}
