@@ -1,0 +1,345 @@
+/**
+ * The Entra reader end to end: the real DefaultAzureCredential gets tokens from the managed
+ * identity emulator, and the reader talks to the Graph emulator over https.
+ *
+ * MSAL keeps the managed identity endpoint and its token cache per process, so this file starts
+ * one identity emulator and one credential; a test that needs a fresh token request starts its
+ * own Graph emulator (a new port is a new resource, hence a cache miss).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DefaultAzureCredential } from '@azure/identity';
+import { memoryLogger } from '../../shared/log';
+import { createGraphClient } from '../../shared/entra/graph-client';
+import { EntraReader, odataString } from '../../shared/entra/reader';
+import { EntraReadError, type EntraReadErrorCode } from '../../shared/entra/errors';
+import { startGraphEmulator, type EmulatedTenant, type GraphEmulator } from '../emulators/graph';
+import { startIdentityEmulator, type IdentityEmulator } from '../emulators/identity';
+
+const hex = (prefix: string, n: number): string => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const userId = (n: number): string => hex('00000000', n);
+const groupId = (n: number): string => hex('99999999', n);
+const SP = hex('5e5e5e5e', 1);
+const ROBOT_SP = hex('5e5e5e5e', 2);
+const MI_CLIENT_ID = hex('c1c1c1c1', 1);
+const DEFAULT_ACCESS = '00000000-0000-0000-0000-000000000000';
+const ROLE_ADMIN = hex('a0a0a0a0', 1);
+const ROLE_USER = hex('a0a0a0a0', 2);
+
+type TenantUser = EmulatedTenant['users'][number];
+const user = (n: number, extra: Partial<TenantUser> = {}): TenantUser => ({
+  id: userId(n),
+  userPrincipalName: `user${n}@contoso.test`,
+  displayName: `User ${n}`,
+  givenName: 'User',
+  surname: `N${n}`,
+  mail: `user${n}@contoso.test`,
+  accountEnabled: true,
+  department: 'Support',
+  ...extra,
+});
+
+let assignmentSeq = 0;
+const assign = (principalId: string, principalType: 'User' | 'Group' | 'ServicePrincipal', appRoleId = DEFAULT_ACCESS) =>
+  ({ id: `assignment-${++assignmentSeq}`, resourceId: SP, principalId, principalType, appRoleId });
+
+/**
+ * 1 direct (admin role) · 2 via group 1 (default access) · 3 direct (user role) and via groups 1 and 2
+ * · 4 member of group 3, which is nested in group 1 only · 5 direct, disabled · 6 not assigned
+ * · 7 assigned directly but deleted · the robot service principal is assigned too.
+ */
+function scenarioTenant(): EmulatedTenant {
+  return {
+    servicePrincipals: [
+      { id: SP, appId: hex('ab000000', 1), displayName: 'TeamViewer' },
+      { id: ROBOT_SP, appId: hex('ab000000', 2), displayName: 'Robot' },
+    ],
+    users: [user(1), user(2), user(3), user(4), user(5, { accountEnabled: false }), user(6)],
+    groups: [
+      { id: groupId(1), displayName: 'Support', members: [userId(2), userId(3), groupId(3), ROBOT_SP] },
+      { id: groupId(2), displayName: 'Admins', members: [userId(3)] },
+      { id: groupId(3), displayName: 'Nested', members: [userId(4)] },
+    ],
+    assignments: [
+      assign(userId(1), 'User', ROLE_ADMIN),
+      assign(groupId(1), 'Group'),
+      assign(userId(3), 'User', ROLE_USER),
+      assign(groupId(2), 'Group', ROLE_ADMIN),
+      assign(userId(5), 'User'),
+      assign(ROBOT_SP, 'ServicePrincipal'),
+      assign(userId(7), 'User'),
+    ],
+  };
+}
+
+function directTenant(count: number): EmulatedTenant {
+  const users = Array.from({ length: count }, (_, i) => user(1000 + i));
+  return {
+    servicePrincipals: [{ id: SP, appId: hex('ab000000', 1), displayName: 'TeamViewer' }],
+    users,
+    groups: [],
+    assignments: users.map((u) => assign(u.id, 'User')),
+  };
+}
+
+/** Variables that would make DefaultAzureCredential use something other than the managed identity. */
+const CREDENTIAL_ENV = ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_USERNAME', 'AZURE_FEDERATED_TOKEN_FILE'];
+
+describe('Entra reader against the Graph and managed identity emulators', () => {
+  let identity: IdentityEmulator;
+  let graph: GraphEmulator;
+  let credential: DefaultAzureCredential;
+  const extraEmulators: GraphEmulator[] = [];
+  const savedEnv: Record<string, string | undefined> = {};
+  let logger: ReturnType<typeof memoryLogger>;
+
+  const readerFor = (emulator: GraphEmulator, options: { servicePrincipalId?: string; maxRetryAfterSeconds?: number } = {}) =>
+    new EntraReader({
+      client: createGraphClient({
+        graphBaseUrl: emulator.url,
+        credential,
+        logger,
+        retry: { maxRetries: 3, delaySeconds: 0.01, maxRetryAfterSeconds: options.maxRetryAfterSeconds ?? 5 },
+      }),
+      servicePrincipalId: options.servicePrincipalId ?? SP,
+      logger,
+    });
+
+  /** Awaits a failing read; checks its code and that no token or identity secret leaked into it or the logs. */
+  async function readError(promise: Promise<unknown>, code: EntraReadErrorCode): Promise<EntraReadError> {
+    const error = await promise.then(
+      (value) => { throw new Error(`expected ${code}, but the read returned ${JSON.stringify(value).slice(0, 200)}`); },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(EntraReadError);
+    const readError = error as EntraReadError;
+    expect(readError.code).toBe(code);
+    const everything = [readError.message, JSON.stringify(readError), String(readError.stack), JSON.stringify(logger.lines)].join('\n');
+    expect(identity.issued.size).toBeGreaterThan(0);
+    for (const token of identity.issued) expect(everything).not.toContain(token);
+    expect(everything).not.toContain(identity.header);
+    return readError;
+  }
+
+  beforeAll(async () => {
+    for (const name of [...CREDENTIAL_ENV, 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'AZURE_TOKEN_CREDENTIALS']) {
+      savedEnv[name] = process.env[name];
+      delete process.env[name];
+    }
+    identity = await startIdentityEmulator({ clientId: MI_CLIENT_ID });
+    process.env.IDENTITY_ENDPOINT = identity.endpoint;
+    process.env.IDENTITY_HEADER = identity.header;
+    // The production chain only (environment, workload identity, managed identity): a developer's
+    // Azure CLI login must not answer instead. Not "ManagedIdentityCredential": with that value
+    // @azure/identity 4.13 ignores the options below (managedIdentityClientId, retryOptions).
+    process.env.AZURE_TOKEN_CREDENTIALS = 'prod';
+    credential = new DefaultAzureCredential({ managedIdentityClientId: MI_CLIENT_ID, retryOptions: { maxRetries: 1, retryDelayInMs: 10 } });
+    graph = await startGraphEmulator({ tenant: scenarioTenant(), pageSize: 3, isValidToken: (token) => identity.isValid(token) });
+  });
+
+  afterAll(async () => {
+    await Promise.all([graph?.close(), identity?.close(), ...extraEmulators.map((e) => e.close())]);
+    for (const [name, value] of Object.entries(savedEnv)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+
+  beforeEach(() => {
+    graph.tenant = scenarioTenant();
+    graph.clearFaults();
+    graph.resetRequests();
+    graph.nextLinkOrigin = undefined;
+    identity.fail(0);
+    logger = memoryLogger();
+  });
+
+  describe('who is in scope', () => {
+    it('When users are assigned directly and through groups over several pages, then each appears once with how they came in', async () => {
+      const { users, stats } = await readerFor(graph).readAssignedUsers();
+
+      expect(users.map((u) => u.id)).toEqual([1, 2, 3, 5].map(userId));
+      const byId = new Map(users.map((u) => [u.id, u]));
+      expect(byId.get(userId(1))).toEqual({
+        id: userId(1), userPrincipalName: 'user1@contoso.test', displayName: 'User 1', givenName: 'User', surname: 'N1',
+        mail: 'user1@contoso.test', accountEnabled: true, direct: true, viaGroups: [], appRoleIds: [ROLE_ADMIN],
+      });
+      expect(byId.get(userId(2))).toMatchObject({ direct: false, viaGroups: [groupId(1)], appRoleIds: [DEFAULT_ACCESS] });
+      const both = byId.get(userId(3));
+      expect(both).toMatchObject({ direct: true, appRoleIds: [DEFAULT_ACCESS, ROLE_ADMIN, ROLE_USER].sort() });
+      expect([...(both?.viaGroups ?? [])].sort()).toEqual([groupId(1), groupId(2)]);
+      expect(byId.get(userId(5))).toMatchObject({ accountEnabled: false, direct: true, appRoleIds: [DEFAULT_ACCESS] });
+
+      // 7 assignments at 3 per page.
+      expect(stats).toEqual({ requests: expect.any(Number), assignments: 7, groups: 2, ignoredServicePrincipals: 1 });
+      expect(graph.requests.filter((r) => r.path.includes('appRoleAssignedTo'))).toHaveLength(3);
+      expect(stats.requests).toBe(graph.requests.length);
+      // The user-assigned identity asked for a token for this Graph, and only that.
+      expect(identity.requests).toContainEqual({ resource: graph.url, clientId: MI_CLIENT_ID, apiVersion: '2019-08-01', status: 200 });
+      expect(identity.requests.every((r) => r.clientId === MI_CLIENT_ID)).toBe(true);
+    });
+
+    it('When a group is nested in an assigned group, then its members are not brought in (as in Entra)', async () => {
+      const { users } = await readerFor(graph).readAssignedUsers();
+      expect(users.map((u) => u.id)).not.toContain(userId(4));
+      expect(graph.batchRequests.some((r) => r.path.includes('transitiveMembers'))).toBe(false);
+    });
+
+    it('When a directly assigned user no longer exists, then it is left out with a debug line', async () => {
+      const { users } = await readerFor(graph).readAssignedUsers();
+      expect(users.map((u) => u.id)).not.toContain(userId(7));
+      expect(logger.lines).toContainEqual(expect.objectContaining({ level: 'debug', fields: { userId: userId(7) } }));
+    });
+
+    it('When the tenant changes between reads, then the next read reflects it', async () => {
+      const reader = readerFor(graph);
+      await reader.readAssignedUsers();
+      graph.tenant.groups[0]!.members = [userId(6)];
+      graph.tenant.users[0]!.accountEnabled = false;
+      const { users } = await reader.readAssignedUsers();
+      expect(users.map((u) => u.id)).toEqual([1, 3, 5, 6].map(userId));
+      expect(users.find((u) => u.id === userId(1))?.accountEnabled).toBe(false);
+      expect(users.find((u) => u.id === userId(3))?.viaGroups).toEqual([groupId(2)]);
+    });
+
+    it('When 300 users are assigned directly, then the read costs 4 requests: 3 pages and one $batch of id filters', async () => {
+      const big = await startGraphEmulator({ tenant: directTenant(300), pageSize: 100, isValidToken: (t) => identity.isValid(t) });
+      extraEmulators.push(big);
+      const { users, stats } = await readerFor(big).readAssignedUsers();
+      expect(users).toHaveLength(300);
+      expect(users.every((u) => u.accountEnabled && u.userPrincipalName.endsWith('@contoso.test') && u.direct)).toBe(true);
+      expect(big.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'POST']);
+      expect(stats.requests).toBe(4);
+      expect(big.batchRequests).toHaveLength(20);
+      expect(big.batchRequests.every((r) => r.path.startsWith('/users?$filter=id in ('))).toBe(true);
+    });
+
+    it('When the service principal is read, then its id, appId and name come back', async () => {
+      expect(await readerFor(graph).getServicePrincipal()).toEqual({ id: SP, appId: hex('ab000000', 1), displayName: 'TeamViewer' });
+    });
+  });
+
+  describe('throttling and failures', () => {
+    it('When Graph throttles a page with Retry-After, then the reader waits that long and returns the full list', async () => {
+      const expected = (await readerFor(graph).readAssignedUsers()).users;
+      graph.resetRequests();
+      graph.inject({ kind: 'throttle', times: 1, retryAfterSeconds: 1, pathIncludes: 'appRoleAssignedTo', afterMatches: 1 });
+      const started = Date.now();
+      const { users } = await readerFor(graph).readAssignedUsers();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      expect(users).toEqual(expected);
+      expect(graph.requests.filter((r) => r.path.includes('appRoleAssignedTo')).map((r) => r.status)).toEqual([200, 429, 200, 200]);
+      expect(logger.lines.some((l) => l.level === 'warn' && l.fields?.status === 429)).toBe(true);
+    });
+
+    it('When a read inside a $batch is throttled, then only that read is sent again after its Retry-After', async () => {
+      const expected = (await readerFor(graph).readAssignedUsers()).users;
+      graph.resetRequests();
+      graph.inject({ kind: 'throttle', times: 1, retryAfterSeconds: 1, pathIncludes: '/users?' });
+      const started = Date.now();
+      const { users } = await readerFor(graph).readAssignedUsers();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      expect(users).toEqual(expected);
+      const userReads = graph.batchRequests.filter((r) => r.path.startsWith('/users?'));
+      expect(userReads.map((r) => r.status)).toEqual([429, 200]);
+      const memberReads = graph.batchRequests.filter((r) => r.path.includes('/members/'));
+      expect(memberReads).toHaveLength(2);
+    });
+
+    it('When the third page fails with 500, then the read throws and returns no users', async () => {
+      graph.inject({ kind: 'status', status: 500, times: 1, pathIncludes: 'appRoleAssignedTo', afterMatches: 2 });
+      const reader = readerFor(graph);
+      const error = await readError(reader.readAssignedUsers(), 'GRAPH_UNAVAILABLE');
+      expect(error.status).toBe(500);
+      expect(error.concerns).toContain('page 3');
+    });
+
+    it('When Graph keeps answering 503, then the read gives up after the retries with GRAPH_UNAVAILABLE', async () => {
+      graph.inject({ kind: 'status', status: 503, times: 100, retryAfterSeconds: 0, pathIncludes: 'appRoleAssignedTo' });
+      const error = await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_UNAVAILABLE');
+      expect(error.status).toBe(503);
+      expect(graph.requests).toHaveLength(4);
+    });
+
+    it('When Graph keeps throttling a batch read, then GRAPH_THROTTLED says how long Graph asked to wait', async () => {
+      graph.inject({ kind: 'throttle', times: 100, retryAfterSeconds: 0, pathIncludes: '/members/' });
+      const error = await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_THROTTLED');
+      expect(error.status).toBe(429);
+      expect(error.retryAfter).toBe(0);
+      expect(graph.batchRequests.filter((r) => r.status === 429).length).toBe(2 * 4);
+    });
+
+    it('When Retry-After is longer than we are willing to wait, then the read fails at once with retryAfter', async () => {
+      graph.inject({ kind: 'throttle', times: 1, retryAfterSeconds: 600, pathIncludes: 'appRoleAssignedTo' });
+      const started = Date.now();
+      const error = await readError(readerFor(graph, { maxRetryAfterSeconds: 30 }).readAssignedUsers(), 'GRAPH_THROTTLED');
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(error.retryAfter).toBe(600);
+    });
+
+    it('When the connection keeps being reset, then GRAPH_UNAVAILABLE after the retries; once is survived', async () => {
+      graph.inject({ kind: 'reset', times: 1, pathIncludes: 'appRoleAssignedTo', afterMatches: 1 });
+      expect((await readerFor(graph).readAssignedUsers()).users).toHaveLength(4);
+      graph.clearFaults();
+      graph.resetRequests();
+      graph.inject({ kind: 'reset', times: 100 });
+      await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_UNAVAILABLE');
+      expect(graph.requests.map((r) => r.status)).toEqual([0, 0, 0, 0]);
+    });
+
+    it('When Graph sends a nextLink to another host, then the reader refuses to follow it', async () => {
+      graph.nextLinkOrigin = 'https://graph.attacker.test';
+      const error = await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_INCOMPLETE');
+      expect(error.message).toContain('https://graph.attacker.test');
+      expect(graph.requests).toHaveLength(1);
+    });
+
+    it('When an assignment carries a principal id that is not a GUID, then nothing reaches a filter and the read fails', async () => {
+      graph.tenant.assignments.push(assign("x') or (id ne '", 'User'));
+      await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_INCOMPLETE');
+      expect(graph.batchRequests).toHaveLength(0);
+      expect(odataString("o'brien@contoso.test")).toBe("'o''brien@contoso.test'");
+    });
+  });
+
+  describe('permissions and identity', () => {
+    it.each([
+      ['appRoleAssignedTo', 'Application.Read.All'],
+      ['/members/', 'GroupMember.Read.All'],
+      ['/users?', 'User.Read.All'],
+    ])('When Graph answers 403 on %s, then GRAPH_FORBIDDEN names %s', async (pathIncludes, permission) => {
+      graph.inject({ kind: 'status', status: 403, times: 1, pathIncludes });
+      const error = await readError(readerFor(graph).readAssignedUsers(), 'GRAPH_FORBIDDEN');
+      expect(error.permission).toBe(permission);
+      expect(error.message).toContain(permission);
+      expect(error.graphCode).toBe('Authorization_RequestDenied');
+    });
+
+    it('When the service principal id is wrong, then GRAPH_NOT_FOUND says to use the Object ID', async () => {
+      const reader = readerFor(graph, { servicePrincipalId: hex('deadbeef', 1) });
+      const read = await readError(reader.readAssignedUsers(), 'GRAPH_NOT_FOUND');
+      expect(read.message).toContain('Object ID');
+      expect(read.status).toBe(404);
+      await readError(reader.getServicePrincipal(), 'GRAPH_NOT_FOUND');
+      graph.resetRequests();
+      await readError(readerFor(graph, { servicePrincipalId: 'TeamViewer' }).readAssignedUsers(), 'GRAPH_NOT_FOUND');
+      expect(graph.requests).toHaveLength(0);
+    });
+
+    it('When the managed identity endpoint fails, then GRAPH_AUTH_FAILED carries its reason and Graph is not called', async () => {
+      const fresh = await startGraphEmulator({ tenant: scenarioTenant(), isValidToken: (t) => identity.isValid(t) });
+      extraEmulators.push(fresh);
+      identity.fail(10, 500);
+      const error = await readError(readerFor(fresh).readAssignedUsers(), 'GRAPH_AUTH_FAILED');
+      expect(error.message).toContain('emulated 500');
+      expect(fresh.requests).toHaveLength(0);
+    });
+
+    it('When Graph rejects the token, then GRAPH_UNAUTHORIZED', async () => {
+      const strict = await startGraphEmulator({ tenant: scenarioTenant(), isValidToken: () => false });
+      extraEmulators.push(strict);
+      const error = await readError(readerFor(strict).readAssignedUsers(), 'GRAPH_UNAUTHORIZED');
+      expect(error.status).toBe(401);
+      expect(error.graphCode).toBe('InvalidAuthenticationToken');
+    });
+  });
+});
