@@ -1,0 +1,518 @@
+/**
+ * tvsync's state in Azure Table Storage: links, cycles and small meta documents.
+ *
+ * Invariants:
+ * - Tables are `${prefix}Links`, `${prefix}Cycles`, `${prefix}Meta`, one partition each
+ *   ('link', 'cycle', 'meta'). Row keys are `escapeKey(id)`, so any id is storable and no two ids
+ *   share a row; a row whose key is not a canonical escape is corrupt, never another id.
+ * - A row we cannot decode is reported as STATE_CORRUPT naming table and row. Nothing is skipped or
+ *   defaulted: a link silently dropped from listLinks would make the next cycle create a duplicate
+ *   TeamViewer user.
+ * - A cycle's RowKey is `<10^15 - startedAt ms, 15 digits>_<id>`, so the table's natural order is
+ *   newest first and listCycles reads only the rows it returns. The time comes from the id, which is
+ *   why ids must come from newCycleId.
+ * - Every write is checked against the service limits (a key over 1 KiB, a string property over
+ *   64 KiB) before it is sent, and refused whole with STATE_TOO_LARGE: nothing is truncated.
+ * - putMeta's etag contract: a string → replace only that version; null → create only if absent;
+ *   undefined → unconditional upsert. A lost condition is StateConflictError. Because the SDK retries
+ *   5xx and resets, a conditional write whose first attempt landed but whose answer was lost reports
+ *   a conflict for our own write: callers re-read on conflict, they never assume the other side won.
+ */
+import { randomBytes } from 'node:crypto';
+import { RestError, odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
+import { silentLogger, type Logger } from '../log';
+import { emptyCounts, type CycleCounts, type CycleRecord, type Link } from '../sync/model';
+import { StateConflictError, StateError, type StateErrorDetails } from './errors';
+import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
+import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
+
+export interface StateStoreOptions {
+  /** Letters and digits, starting with a letter; default 'tvsync'. */
+  tablePrefix?: string;
+  logger?: Logger;
+  tuning?: ClientTuning;
+}
+
+const LINK_PARTITION = 'link';
+const CYCLE_PARTITION = 'cycle';
+const META_PARTITION = 'meta';
+
+/** The service counts string properties in UTF-16: 64 KiB is 32 Ki code units. */
+const MAX_STRING_PROPERTY = 32 * 1024;
+const MAX_INT32 = 2 ** 31 - 1;
+const INVERTED_TIME_BASE = 10 ** 15;
+const CYCLE_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z-[0-9a-f]{4}$/;
+const COUNT_NAMES = Object.keys(emptyCounts()) as Array<keyof CycleCounts>;
+const CYCLE_KINDS: readonly string[] = ['initial', 'incremental'] satisfies CycleRecord['kind'][];
+const CYCLE_RESULTS: readonly string[] = ['running', 'succeeded', 'partial', 'failed'] satisfies CycleRecord['result'][];
+const TRIGGERS: readonly string[] = ['timer', 'cli', 'http', 'demo'] satisfies CycleRecord['trigger'][];
+
+type Entity = { partitionKey: string; rowKey: string } & Record<string, unknown>;
+type Row = TableEntityResult<Record<string, unknown>>;
+
+export class StateStore {
+  private constructor(
+    private readonly links: TableClient,
+    private readonly cycles: TableClient,
+    private readonly meta: TableClient,
+    private readonly host: string,
+  ) {}
+
+  /** Connects and creates the three tables if they are missing. */
+  static async open(target: StorageTarget, opts: StateStoreOptions = {}): Promise<StateStore> {
+    const prefix = opts.tablePrefix ?? 'tvsync';
+    if (!/^[A-Za-z][A-Za-z0-9]{0,56}$/.test(prefix)) {
+      throw new StateError('STATE_CONFIG', `table prefix "${prefix}" must be 1-57 letters and digits, starting with a letter`);
+    }
+    const host = tableEndpoint(target).host;
+    const client = (suffix: string) => tableClient(target, `${prefix}${suffix}`, opts.tuning);
+    const store = new StateStore(client('Links'), client('Cycles'), client('Meta'), host);
+    // The SDK already treats 409 TableAlreadyExists as success.
+    await Promise.all([store.links, store.cycles, store.meta].map((table) => store.call('open', table, undefined, () => table.createTable())));
+    (opts.logger ?? silentLogger).debug('state store ready', { host, tablePrefix: prefix });
+    return store;
+  }
+
+  // ---- links ----
+
+  async listLinks(): Promise<Link[]> {
+    const rows = await this.listAll(this.links, LINK_PARTITION);
+    return rows.map((row) => decodeLink(row, this.links.tableName));
+  }
+
+  async getLink(entraId: string): Promise<Link | null> {
+    const row = await this.getRow(this.links, LINK_PARTITION, this.rowKey(entraId, 'entraId'));
+    return row && decodeLink(row, this.links.tableName);
+  }
+
+  async putLink(link: Link): Promise<void> {
+    const entity = this.checked(this.links, encodeLink(link, this.rowKey(link.entraId, 'entraId')));
+    await this.call('putLink', this.links, entity.rowKey, () => this.links.upsertEntity(entity, 'Replace'));
+  }
+
+  async deleteLink(entraId: string): Promise<void> {
+    await this.deleteRow('deleteLink', this.links, LINK_PARTITION, this.rowKey(entraId, 'entraId'));
+  }
+
+  // ---- cycles ----
+
+  /** Sortable (ascending = chronological), readable, unique: 20261128T210133.123Z-7f3a. */
+  newCycleId(startedAt: Date): string {
+    return `${cycleStamp(startedAt.getTime())}-${randomBytes(2).toString('hex')}`;
+  }
+
+  /** Refuses (STATE_CONFLICT) when a cycle with this id already exists. */
+  async createCycle(c: CycleRecord): Promise<void> {
+    const entity = this.checked(this.cycles, encodeCycle(c, this.requireCycleRowKey(c.id)));
+    await this.call('createCycle', this.cycles, entity.rowKey, () => this.cycles.createEntity(entity), {
+      409: `cycle ${c.id} already exists`,
+    });
+  }
+
+  /** Replaces a cycle written by createCycle; STATE_NOT_FOUND when there is none. */
+  async updateCycle(c: CycleRecord): Promise<void> {
+    const entity = this.checked(this.cycles, encodeCycle(c, this.requireCycleRowKey(c.id)));
+    try {
+      await this.call('updateCycle', this.cycles, entity.rowKey, () =>
+        this.cycles.updateEntity(entity, 'Replace', { etag: '*' }),
+      );
+    } catch (error) {
+      if (isMissingRow(error)) {
+        throw new StateError('STATE_NOT_FOUND', `cycle ${c.id} was never created`, this.details('updateCycle', this.cycles, entity.rowKey, error));
+      }
+      throw error;
+    }
+  }
+
+  async getCycle(id: string): Promise<CycleRecord | null> {
+    const rowKey = cycleRowKey(id);
+    if (rowKey === null) return null; // not an id newCycleId makes, so no such row can exist
+    const row = await this.getRow(this.cycles, CYCLE_PARTITION, rowKey);
+    return row && decodeCycle(row, this.cycles.tableName);
+  }
+
+  /** The `limit` newest cycles, newest first; reads only those rows. */
+  async listCycles(limit = 20): Promise<CycleRecord[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new StateError('STATE_INVALID_ARGUMENT', `listCycles limit must be an integer from 1 to 1000 (got ${limit})`);
+    }
+    const rows: Row[] = [];
+    let continuationToken: string | undefined;
+    // The service may return a short page with a continuation token, so ask again for what is missing.
+    do {
+      const page = await this.call('listCycles', this.cycles, undefined, async () => {
+        const pages = this.cycles
+          .listEntities({ queryOptions: { filter: odata`PartitionKey eq ${CYCLE_PARTITION}` } })
+          .byPage({ maxPageSize: limit - rows.length, continuationToken });
+        const { value } = await pages.next();
+        return value as (Row[] & { continuationToken?: string }) | undefined;
+      });
+      if (!page) break;
+      rows.push(...page.slice(0, limit - rows.length));
+      continuationToken = page.continuationToken;
+    } while (continuationToken && rows.length < limit);
+    return rows.map((row) => decodeCycle(row, this.cycles.tableName));
+  }
+
+  // ---- meta ----
+
+  async getMeta<T>(key: string): Promise<{ value: T; etag: string } | null> {
+    const row = await this.getRow(this.meta, META_PARTITION, this.rowKey(key, 'meta key'));
+    if (!row) return null;
+    const reader = new RowReader(row, this.meta.tableName);
+    return { value: reader.json('json') as T, etag: row.etag };
+  }
+
+  /**
+   * etag: a string → replace only that version; null → create only if absent; undefined →
+   * unconditional upsert. Returns the new etag; a lost condition is StateConflictError.
+   */
+  async putMeta<T>(key: string, value: T, etag?: string | null): Promise<string> {
+    const json = JSON.stringify(value);
+    if (json === undefined) {
+      throw new StateError('STATE_INVALID_ARGUMENT', `meta "${key}" has no JSON form (undefined or a function)`);
+    }
+    const entity = this.checked(this.meta, { partitionKey: META_PARTITION, rowKey: this.rowKey(key, 'meta key'), json });
+    const response = await this.call(
+      'putMeta',
+      this.meta,
+      entity.rowKey,
+      () =>
+        etag === undefined
+          ? this.meta.upsertEntity(entity, 'Replace')
+          : etag === null
+            ? this.meta.createEntity(entity)
+            : this.meta.updateEntity(entity, 'Replace', { etag }),
+      {
+        404: `meta "${key}" was deleted since it was read`,
+        409: `meta "${key}" already exists`,
+        412: `meta "${key}" changed since it was read`,
+      },
+    );
+    if (!response.etag) {
+      throw new StateError('STATE_REQUEST_FAILED', `the service returned no etag for meta "${key}"`, this.details('putMeta', this.meta, entity.rowKey));
+    }
+    return response.etag;
+  }
+
+  /** A missing row is fine; with an etag, a row that changed since is StateConflictError. */
+  async deleteMeta(key: string, etag?: string): Promise<void> {
+    await this.deleteRow('deleteMeta', this.meta, META_PARTITION, this.rowKey(key, 'meta key'), etag);
+  }
+
+  // ---- plumbing ----
+
+  private rowKey(id: string, what: string): string {
+    if (typeof id !== 'string' || id === '') {
+      throw new StateError('STATE_INVALID_ARGUMENT', `${what} must be a non-empty string`);
+    }
+    const key = escapeKey(id);
+    if (key.length > MAX_KEY_LENGTH) {
+      throw new StateError('STATE_TOO_LARGE', `${what} is ${key.length} characters once escaped; Table Storage keys hold ${MAX_KEY_LENGTH}`);
+    }
+    return key;
+  }
+
+  private requireCycleRowKey(id: string): string {
+    const key = cycleRowKey(id);
+    if (key === null) {
+      throw new StateError('STATE_INVALID_ARGUMENT', `"${id}" is not a cycle id from newCycleId`, { table: this.cycles.tableName });
+    }
+    return key;
+  }
+
+  private checked<E extends Entity>(client: TableClient, entity: E): E {
+    for (const [name, value] of Object.entries(entity)) {
+      if (typeof value === 'string' && value.length > MAX_STRING_PROPERTY) {
+        throw new StateError(
+          'STATE_TOO_LARGE',
+          `property ${name} of ${client.tableName}/${entity.rowKey} is ${value.length} UTF-16 units; Table Storage allows ${MAX_STRING_PROPERTY} (64 KiB)`,
+          { table: client.tableName, partitionKey: entity.partitionKey, rowKey: entity.rowKey },
+        );
+      }
+    }
+    return entity;
+  }
+
+  private async getRow(client: TableClient, partitionKey: string, rowKey: string): Promise<Row | null> {
+    try {
+      return await this.call('get', client, rowKey, () => client.getEntity(partitionKey, rowKey));
+    } catch (error) {
+      if (isMissingRow(error)) return null;
+      throw error;
+    }
+  }
+
+  private async listAll(client: TableClient, partitionKey: string): Promise<Row[]> {
+    return this.call('list', client, undefined, async () => {
+      const rows: Row[] = [];
+      for await (const row of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } })) {
+        rows.push(row);
+      }
+      return rows;
+    });
+  }
+
+  private async deleteRow(operation: string, client: TableClient, partitionKey: string, rowKey: string, etag?: string): Promise<void> {
+    try {
+      await this.call(operation, client, rowKey, () => client.deleteEntity(partitionKey, rowKey, etag ? { etag } : {}), {
+        412: `${client.tableName}/${rowKey} changed since it was read`,
+      });
+    } catch (error) {
+      if (isMissingRow(error)) return;
+      throw error;
+    }
+  }
+
+  /** Runs one request and turns whatever it throws into a StateError. */
+  private async call<T>(
+    operation: string,
+    client: TableClient,
+    rowKey: string | undefined,
+    request: () => Promise<T>,
+    conflicts: Partial<Record<404 | 409 | 412, string>> = {},
+  ): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      const details = this.details(operation, client, rowKey, error);
+      const { status, serviceCode } = details;
+      // A 404 is about the row only when the table itself is there.
+      const conflict = status === 404 && serviceCode === 'TableNotFound' ? undefined : conflicts[status as 404 | 409 | 412];
+      if (conflict) throw new StateConflictError(conflict, details);
+      throw toStateError(error, details);
+    }
+  }
+
+  private details(operation: string, client: TableClient, rowKey: string | undefined, error?: unknown): StateErrorDetails {
+    const rest = isRestError(error) ? error : undefined;
+    return {
+      operation,
+      host: this.host,
+      table: client.tableName,
+      rowKey,
+      status: rest?.statusCode ?? (error instanceof StateError ? error.status : undefined),
+      serviceCode: rest ? serviceCodeOf(rest) : error instanceof StateError ? error.serviceCode : undefined,
+    };
+  }
+}
+
+// ---- mapping SDK failures ----
+
+/** The row is not there (as opposed to the whole table, which is a broken deployment). */
+function isMissingRow(error: unknown): boolean {
+  return error instanceof StateError && error.status === 404 && error.serviceCode !== 'TableNotFound';
+}
+
+function isRestError(error: unknown): error is RestError {
+  return error instanceof RestError || (error instanceof Error && error.name === 'RestError');
+}
+
+/** The service's error code (x-ms-error-code), else the socket error code (ECONNREFUSED...). */
+function serviceCodeOf(error: RestError): string | undefined {
+  const details = error.details as { errorCode?: unknown } | undefined;
+  const fromService = typeof details?.errorCode === 'string' ? details.errorCode : error.response?.headers.get('x-ms-error-code');
+  return fromService ?? error.code;
+}
+
+const IDENTITY_FAILURES = new Set(['AuthenticationError', 'CredentialUnavailableError', 'AggregateAuthenticationError']);
+
+function toStateError(error: unknown, details: StateErrorDetails): StateError {
+  if (error instanceof StateError) return error;
+  const { operation, table, host, rowKey, status, serviceCode } = details;
+  const what = `${operation} on ${table}${rowKey !== undefined ? ` row ${rowKey}` : ''}`;
+  const said = error instanceof Error ? ` (${error.message.split('\n')[0]})` : '';
+  if (error instanceof Error && IDENTITY_FAILURES.has(error.name)) {
+    return new StateError('STATE_AUTH', `no token for Table Storage at ${host}, so ${what} was not attempted${said}`, details);
+  }
+  if (status === 401 || status === 403) {
+    return new StateError(
+      'STATE_AUTH',
+      `Table Storage at ${host} refused ${what}: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}; check the account key, SAS or the identity's Storage Table Data Contributor role`,
+      details,
+    );
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} did not answer ${what} in time`, details);
+  }
+  if (isRestError(error) && (status === undefined || status === 408 || status === 429 || status >= 500)) {
+    const why = status === undefined ? (serviceCode ?? 'network error') : `HTTP ${status}`;
+    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} is unavailable (${why}) for ${what}${said}`, details);
+  }
+  if (status === 409 || status === 412) return new StateConflictError(`conflict in ${what} at ${host}${said}`, details);
+  const answer = status ? `: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}` : '';
+  return new StateError('STATE_REQUEST_FAILED', `Table Storage at ${host} failed ${what}${answer}${said}`, details);
+}
+
+// ---- rows ----
+
+function corrupt(table: string, row: Row | Entity, problem: string): StateError {
+  return new StateError('STATE_CORRUPT', `state row ${table}/${row.partitionKey}/${row.rowKey} is corrupt: ${problem}`, {
+    table,
+    partitionKey: row.partitionKey,
+    rowKey: row.rowKey,
+  });
+}
+
+/** Typed reads of one row; any mismatch is STATE_CORRUPT naming the row and the property. */
+class RowReader {
+  constructor(
+    private readonly row: Row,
+    private readonly table: string,
+  ) {}
+
+  private fail(name: string, expected: string): never {
+    const actual = this.row[name] === undefined ? 'missing' : `a ${typeof this.row[name]}`;
+    throw corrupt(this.table, this.row, `${name} should be ${expected}, is ${actual}`);
+  }
+
+  string(name: string): string {
+    const value = this.row[name];
+    return typeof value === 'string' ? value : this.fail(name, 'a string');
+  }
+
+  /** Table Storage does not keep null properties: absent reads as null. */
+  optionalString(name: string): string | null {
+    const value = this.row[name];
+    return value === undefined || value === null ? null : typeof value === 'string' ? value : this.fail(name, 'a string');
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly string[]): T {
+    const value = this.string(name);
+    return allowed.includes(value) ? (value as T) : this.fail(name, `one of ${allowed.join(', ')}`);
+  }
+
+  boolean(name: string): boolean {
+    const value = this.row[name];
+    return typeof value === 'boolean' ? value : this.fail(name, 'a boolean');
+  }
+
+  count(name: string): number {
+    const value = this.row[name];
+    return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : this.fail(name, 'a non-negative integer');
+  }
+
+  json(name: string): unknown {
+    const text = this.string(name);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw corrupt(this.table, this.row, `${name} is not JSON`);
+    }
+  }
+
+  /** The id a row key was escaped from. */
+  id(): string {
+    try {
+      return unescapeKey(this.row.rowKey ?? '');
+    } catch {
+      throw corrupt(this.table, this.row, 'the RowKey is not an escaped id');
+    }
+  }
+}
+
+function encodeLink(link: Link, rowKey: string): Entity {
+  const entity: Entity = {
+    partitionKey: LINK_PARTITION,
+    rowKey,
+    userName: link.userName,
+    userPrincipalName: link.userPrincipalName,
+    active: link.active,
+    written: JSON.stringify(link.written),
+    createdAt: link.createdAt,
+    updatedAt: link.updatedAt,
+  };
+  if (link.teamViewerId !== null) entity.teamViewerId = link.teamViewerId;
+  if (link.pending) entity.pending = link.pending;
+  return entity;
+}
+
+function decodeLink(row: Row, table: string): Link {
+  const read = new RowReader(row, table);
+  const written = read.json('written');
+  const isWritten =
+    typeof written === 'object' &&
+    written !== null &&
+    !Array.isArray(written) &&
+    Object.values(written).every((v) => v === null || typeof v === 'string' || typeof v === 'boolean');
+  if (!isWritten) throw corrupt(table, row, 'written should map attribute names to strings, booleans or null');
+  const link: Link = {
+    entraId: read.id(),
+    teamViewerId: read.optionalString('teamViewerId'),
+    userName: read.string('userName'),
+    userPrincipalName: read.string('userPrincipalName'),
+    written: written as Link['written'],
+    active: read.boolean('active'),
+    createdAt: read.string('createdAt'),
+    updatedAt: read.string('updatedAt'),
+  };
+  if (row.pending !== undefined) link.pending = read.oneOf<'create'>('pending', ['create']);
+  return link;
+}
+
+/** ISO 8601 basic format with milliseconds: 20261128T210133.123Z. */
+function cycleStamp(time: number): string {
+  return new Date(time).toISOString().replace(/[-:]/g, '');
+}
+
+/** `<inverted ms>_<id>`, or null when `id` is not one newCycleId makes. */
+function cycleRowKey(id: string): string | null {
+  const m = CYCLE_ID.exec(id);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second, ms] = m.slice(1, 8).map(Number) as number[];
+  const time = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!, ms!);
+  // Date.UTC rolls 2026-02-31 over into March; a real id never does.
+  if (!Number.isFinite(time) || !id.startsWith(`${cycleStamp(time)}-`)) return null;
+  return `${String(INVERTED_TIME_BASE - time).padStart(15, '0')}_${id}`;
+}
+
+function encodeCycle(c: CycleRecord, rowKey: string): Entity {
+  const numbers: Record<string, number> = { imported: c.imported, planned: c.planned };
+  for (const name of COUNT_NAMES) numbers[name] = c.counts[name];
+  for (const [name, value] of Object.entries(numbers)) {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_INT32) {
+      throw new StateError('STATE_INVALID_ARGUMENT', `cycle ${c.id}: ${name} must be an integer from 0 to ${MAX_INT32} (got ${value})`);
+    }
+  }
+  const entity: Entity = {
+    partitionKey: CYCLE_PARTITION,
+    rowKey,
+    kind: c.kind,
+    dryRun: c.dryRun,
+    trigger: c.trigger,
+    startedAt: c.startedAt,
+    result: c.result,
+    ...numbers,
+  };
+  if (c.finishedAt !== null) entity.finishedAt = c.finishedAt;
+  if (c.error) {
+    entity.errorCode = c.error.code;
+    entity.errorMessage = c.error.message;
+  }
+  return entity;
+}
+
+function decodeCycle(row: Row, table: string): CycleRecord {
+  const read = new RowReader(row, table);
+  const rowKey = row.rowKey ?? '';
+  const id = rowKey.slice(rowKey.indexOf('_') + 1);
+  if (cycleRowKey(id) !== rowKey) throw corrupt(table, row, 'the RowKey is not <inverted time>_<cycle id>');
+  const counts = emptyCounts();
+  for (const name of COUNT_NAMES) counts[name] = read.count(name);
+  const cycle: CycleRecord = {
+    id,
+    kind: read.oneOf('kind', CYCLE_KINDS),
+    dryRun: read.boolean('dryRun'),
+    trigger: read.oneOf('trigger', TRIGGERS),
+    startedAt: read.string('startedAt'),
+    finishedAt: read.optionalString('finishedAt'),
+    result: read.oneOf('result', CYCLE_RESULTS),
+    counts,
+    imported: read.count('imported'),
+    planned: read.count('planned'),
+  };
+  if (row.errorCode !== undefined || row.errorMessage !== undefined) {
+    cycle.error = { code: read.string('errorCode'), message: read.string('errorMessage') };
+  }
+  return cycle;
+}
