@@ -1,0 +1,115 @@
+/**
+ * The composition root: the one place that turns Settings into adapters and wires them to the
+ * use cases (run a cycle, status, test connection). functions/, the CLI and the demo all go
+ * through here, so there is one implementation of each power.
+ */
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { Settings } from './config';
+import type { Logger } from './log';
+import { redactText } from './log';
+import { createGraphClient } from './entra/graph-client';
+import { EntraReader } from './entra/reader';
+import { TeamViewerClient } from './teamviewer/client';
+import { StateStore } from './state/store';
+import type { StorageTarget } from './state/target';
+import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
+import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
+
+export interface App {
+  settings: Settings;
+  store: StateStore;
+  entra: EntraReader;
+  teamViewer: TeamViewerClient;
+  logger: Logger;
+  runCycle(options: CycleOptions): Promise<CycleReport>;
+  /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
+  beat(trigger: CycleOptions['trigger']): Promise<CycleReport | null>;
+  status(now?: Date): Promise<StatusDocument>;
+  testConnection(): Promise<ConnectionCheck[]>;
+}
+
+export interface ConnectionCheck {
+  target: 'Microsoft Graph' | 'TeamViewer' | 'Table Storage';
+  ok: boolean;
+  detail: string;
+  code?: string;
+}
+
+export interface AppOptions {
+  logger: Logger;
+  /** Defaults to DefaultAzureCredential (managed identity in Azure, client secret or Azure CLI elsewhere). */
+  credential?: TokenCredential;
+}
+
+function storageTarget(settings: Settings, credential: TokenCredential): StorageTarget {
+  if (settings.storage.kind === 'connectionString') return { kind: 'connectionString', connectionString: settings.storage.connectionString };
+  const storageCredential = settings.storage.clientId ? new DefaultAzureCredential({ managedIdentityClientId: settings.storage.clientId }) : credential;
+  return { kind: 'identity', tableServiceUri: settings.storage.tableServiceUri, credential: storageCredential };
+}
+
+export async function createApp(settings: Settings, options: AppOptions): Promise<App> {
+  const { logger } = options;
+  const credential = options.credential ?? new DefaultAzureCredential();
+  const store = await StateStore.open(storageTarget(settings, credential), { tablePrefix: settings.tablePrefix, logger });
+  const graph = createGraphClient({ graphBaseUrl: settings.graphBaseUrl, credential, logger });
+  const entra = new EntraReader({ client: graph, servicePrincipalId: settings.servicePrincipalId, logger });
+  const teamViewer = new TeamViewerClient({
+    baseUrl: settings.teamViewerScimUrl,
+    token: settings.teamViewerToken,
+    concurrency: settings.teamViewerConcurrency,
+    logger,
+  });
+
+  const run = (cycleOptions: CycleOptions) =>
+    runCycle({ entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2 }, cycleOptions);
+
+  return {
+    settings,
+    store,
+    entra,
+    teamViewer,
+    logger,
+    runCycle: run,
+    async beat(trigger) {
+      const now = new Date();
+      const cycles = await store.listCycles(10);
+      if (cycles.some((c) => !c.dryRun && isLive(c, now))) {
+        logger.info('a cycle is already running; this beat does nothing');
+        return null;
+      }
+      const due = nextRunAt(cycles, settings.syncIntervalMinutes, now);
+      if (due.getTime() > now.getTime()) {
+        logger.debug(`no cycle due until ${due.toISOString()}`);
+        return null;
+      }
+      return run({ trigger });
+    },
+    async status(now = new Date()) {
+      return buildStatus(await store.listCycles(20), settings.syncIntervalMinutes, now);
+    },
+    async testConnection() {
+      const checks: ConnectionCheck[] = [];
+      const attempt = async (target: ConnectionCheck['target'], fn: () => Promise<string>) => {
+        try {
+          checks.push({ target, ok: true, detail: await fn() });
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          checks.push({ target, ok: false, detail: redactText((err as Error).message ?? String(err)), ...(code ? { code } : {}) });
+        }
+      };
+      await attempt('Table Storage', async () => {
+        const cycles = await store.listCycles(1);
+        return `state tables reachable (${cycles.length ? `last cycle ${cycles[0].id}` : 'no cycle yet'})`;
+      });
+      await attempt('Microsoft Graph', async () => {
+        const sp = await entra.getServicePrincipal();
+        return `service principal "${sp.displayName}" (appId ${sp.appId}) readable`;
+      });
+      await attempt('TeamViewer', async () => {
+        await teamViewer.testConnection();
+        return 'SCIM API accepted the token (GET /Users?filter=userName eq "<random guid>" returned an empty list)';
+      });
+      return checks;
+    },
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * `tvsync`: the operator's command line. Same powers as the Functions app, through the same
+ * composition root (shared/app.ts).
+ *
+ * Exit codes: 0 all good; 1 the cycle or some users failed (or a check failed); 2 bad settings
+ * or usage.
+ */
+import { createApp, type App } from './app';
+import { loadSettings, rawSettings, SettingsError, type Settings } from './config';
+import { createLogger, type Logger, type LogLevel } from './log';
+import type { CycleReport, CyclePhase } from './sync/cycle';
+import type { StatusDocument } from './status';
+
+const USAGE = `tvsync — provision Microsoft Entra ID users into TeamViewer over SCIM 2.0
+
+Usage:
+  tvsync sync [--dry-run] [--json]   run one cycle now (--dry-run: show what would change, write nothing)
+  tvsync status [--json]             health, last cycle, next run, recent failures
+  tvsync test-connection [--json]    check Table Storage, Microsoft Graph and the TeamViewer token
+  tvsync help                        this text
+
+Settings come from the environment and from local.settings.json (Values) in the current folder;
+the environment wins. See README.md for every setting.
+
+Exit codes: 0 all good, 1 the cycle or some users failed, 2 bad settings or usage.`;
+
+export interface CliIo {
+  out: NodeJS.WritableStream & { isTTY?: boolean };
+  err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+class UsageError extends Error {}
+
+interface Parsed {
+  command: string;
+  flags: Set<string>;
+}
+
+const COMMAND_FLAGS: Record<string, string[]> = {
+  sync: ['--dry-run', '--json'],
+  status: ['--json'],
+  'test-connection': ['--json'],
+  help: [],
+};
+
+function parseArgs(argv: string[]): Parsed {
+  const [command = 'help', ...rest] = argv;
+  const name = command === '--help' || command === '-h' ? 'help' : command;
+  const allowed = COMMAND_FLAGS[name];
+  if (!allowed) throw new UsageError(`unknown command "${command}"`);
+  const flags = new Set<string>();
+  for (const arg of rest) {
+    if (arg === '--help' || arg === '-h') return { command: 'help', flags };
+    if (!allowed.includes(arg)) throw new UsageError(`"${arg}" is not an option of "tvsync ${name}"`);
+    flags.add(arg);
+  }
+  return { command: name, flags };
+}
+
+function stderrLogger(io: CliIo, level: LogLevel): Logger {
+  return createLogger((lvl, message) => {
+    io.err.write(`${lvl === 'error' ? 'error' : lvl === 'warn' ? 'warning' : lvl}: ${message}\n`);
+  }, level === 'info' ? 'warn' : level);
+}
+
+/** Loads settings the way the Functions host does, and exposes them to DefaultAzureCredential. */
+function settingsFor(io: CliIo): Settings {
+  const raw = rawSettings({ env: io.env, localSettingsDir: io.cwd });
+  for (const [key, value] of Object.entries(raw.values)) {
+    if (value !== undefined && io.env[key] === undefined) io.env[key] = value;
+  }
+  return loadSettings({ env: io.env, localSettingsDir: io.cwd });
+}
+
+export async function main(argv: string[], io: CliIo = { out: process.stdout, err: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (err) {
+    io.err.write(`tvsync: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (parsed.command === 'help') {
+    io.out.write(`${USAGE}\n`);
+    return 0;
+  }
+  let settings: Settings;
+  try {
+    settings = settingsFor(io);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      io.err.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = stderrLogger(io, settings.logLevel);
+  let app: App;
+  try {
+    app = await createApp(settings, { logger });
+  } catch (err) {
+    io.err.write(`tvsync: could not start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const json = parsed.flags.has('--json');
+  switch (parsed.command) {
+    case 'sync':
+      return sync(app, io, parsed.flags.has('--dry-run'), json);
+    case 'status':
+      return status(app, io, json);
+    case 'test-connection':
+      return testConnection(app, io, json);
+    default:
+      return 2;
+  }
+}
+
+async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean): Promise<number> {
+  const bar = io.err.isTTY && !json ? progressBar(io) : null;
+  const report = await app.runCycle({ dryRun, trigger: 'cli', onProgress: bar ?? undefined });
+  bar?.({ phase: 'finished', done: 0, total: 0 });
+  if (json) {
+    io.out.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    io.out.write(formatReport(report));
+  }
+  if (report.result === 'failed') return 1;
+  return report.counts.failed > 0 ? 1 : 0;
+}
+
+function progressBar(io: CliIo) {
+  let last = '';
+  return ({ phase, done, total }: { phase: CyclePhase; done: number; total: number }) => {
+    if (phase === 'finished') {
+      if (last) io.err.write('\r\x1b[2K');
+      last = '';
+      return;
+    }
+    const width = 30;
+    const share = total > 0 ? done / total : 0;
+    const filled = Math.round(share * width);
+    const line = phase === 'applying' && total > 0
+      ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${phase}`
+      : `${phase}…`;
+    if (line !== last) io.err.write(`\r\x1b[2K${line}`);
+    last = line;
+  };
+}
+
+const pad = (label: string, width = 11) => label.padEnd(width);
+
+export function formatReport(report: CycleReport): string {
+  const lines: string[] = [];
+  const title = report.dryRun ? 'Dry run (nothing written)' : `Cycle ${report.cycleId}`;
+  lines.push(`${title} — ${report.kind}`);
+  lines.push(`  ${pad('read')}${report.imported} users from Entra ID`);
+  const c = report.counts;
+  for (const [label, value] of [
+    ['created', c.created], ['linked', c.linked], ['updated', c.updated], ['enabled', c.enabled], ['disabled', c.disabled],
+    ['unchanged', c.unchanged], ['skipped', c.skipped], ['failed', c.failed],
+  ] as const) {
+    lines.push(`  ${pad(label)}${String(value).padStart(6)}`);
+  }
+  const changed = report.actions.filter((a) => a.status === (report.dryRun ? 'planned' : 'success') && a.kind !== 'unlink');
+  if (changed.length > 0) {
+    lines.push('', `${changed.length} change${changed.length === 1 ? '' : 's'} ${report.dryRun ? 'would be made' : 'made'}:`);
+    for (const a of changed.slice(0, 30)) {
+      const what = a.changes.map((ch) => `${ch.attribute}: ${JSON.stringify(ch.old)} → ${JSON.stringify(ch.new)}`).join(', ');
+      lines.push(`  ${pad(a.kind, 8)} ${a.userPrincipalName}${a.teamViewerId ? ` (${a.teamViewerId})` : ''}${what ? `  ${what}` : ''}${a.reason ? `  — ${a.reason}` : ''}`);
+    }
+    if (changed.length > 30) lines.push(`  … and ${changed.length - 30} more (use --json for all)`);
+  }
+  const problems = report.actions.filter((a) => a.status === 'failure' || a.status === 'warning');
+  if (problems.length > 0) {
+    lines.push('', 'Needs attention:');
+    for (const a of problems.slice(0, 20)) {
+      lines.push(`  ${a.status === 'failure' ? 'FAILED ' : 'warning'} ${a.kind} ${a.userPrincipalName}: ${a.error?.message ?? a.reason ?? ''}`);
+    }
+    if (problems.length > 20) lines.push(`  … and ${problems.length - 20} more (use --json for all)`);
+  }
+  const seconds = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
+  lines.push('', `Result: ${report.result}${report.error ? ` — ${report.error.message}` : ''} (${seconds.toFixed(1)} s)`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function status(app: App, io: CliIo, json: boolean): Promise<number> {
+  const doc = await app.status();
+  io.out.write(json ? `${JSON.stringify(doc, null, 2)}\n` : formatStatus(doc));
+  return 0;
+}
+
+export function formatStatus(doc: StatusDocument): string {
+  const lines = [`Health: ${doc.health.toUpperCase()} — ${doc.healthReason}`];
+  if (doc.currentCycle) {
+    const c = doc.currentCycle;
+    lines.push(`Running: ${c.id} (${c.kind}) started ${c.startedAt}, ${c.done}/${c.total} done`);
+  }
+  if (doc.lastCycle) {
+    const l = doc.lastCycle;
+    lines.push(`Last cycle: ${l.id} (${l.kind}) ${l.result}, ${l.startedAt} → ${l.finishedAt ?? '…'}${l.durationSeconds !== null ? ` (${l.durationSeconds} s)` : ''}`);
+    const c = l.counts;
+    lines.push(`  read ${l.imported}; created ${c.created}, linked ${c.linked}, updated ${c.updated}, enabled ${c.enabled}, disabled ${c.disabled}, unchanged ${c.unchanged}, skipped ${c.skipped}, failed ${c.failed}`);
+    if (l.error) lines.push(`  error ${l.error.code}: ${l.error.message}`);
+  }
+  if (doc.nextRunAt) lines.push(`Next run: ${doc.nextRunAt} (every ${doc.intervalMinutes} min)`);
+  if (doc.recentFailures.length > 0) {
+    lines.push('Recent failures:');
+    for (const f of doc.recentFailures.slice(0, 20)) lines.push(`  ${f.userPrincipalName} (${f.action}): ${f.code} — ${f.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function testConnection(app: App, io: CliIo, json: boolean): Promise<number> {
+  const checks = await app.testConnection();
+  if (json) io.out.write(`${JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2)}\n`);
+  else for (const c of checks) io.out.write(`${c.ok ? 'ok    ' : 'FAILED'} ${pad(c.target, 16)} ${c.detail}\n`);
+  return checks.every((c) => c.ok) ? 0 : 1;
+}

@@ -1,0 +1,44 @@
+/**
+ * The Functions-side runtime: settings parsed and adapters built once per process, shared by
+ * every handler in functions/. A bad setting is reported by every invocation (with every bad
+ * setting named), never half-applied.
+ */
+import type { InvocationContext } from '@azure/functions';
+import { createApp, type App } from './app';
+import { loadSettings } from './config';
+import { createLogger, type Logger } from './log';
+
+let current: InvocationContext | null = null;
+let appPromise: Promise<App> | null = null;
+
+/** Lines go to the invocation being served (so they carry its id), else to the console. */
+const logger: Logger = createLogger((level, message, fields) => {
+  const line = fields && Object.keys(fields).length > 0 ? `${message} ${JSON.stringify(fields)}` : message;
+  const ctx = current;
+  if (ctx) {
+    if (level === 'error') ctx.error(line);
+    else if (level === 'warn') ctx.warn(line);
+    else if (level === 'debug') ctx.debug(line);
+    else ctx.info(line);
+  } else {
+    (level === 'error' ? console.error : level === 'warn' ? console.warn : console.log)(line);
+  }
+}, 'debug');
+
+export function getApp(context?: InvocationContext): Promise<App> {
+  if (context) current = context;
+  if (!appPromise) {
+    appPromise = (async () => createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger }))();
+    // A failed start (bad settings, storage down) is retried on the next invocation.
+    appPromise.catch(() => {
+      appPromise = null;
+    });
+  }
+  return appPromise;
+}
+
+/** For tests: forget the cached app so the next invocation reads settings again. */
+export function resetRuntime(): void {
+  appPromise = null;
+  current = null;
+}

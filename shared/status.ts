@@ -1,0 +1,106 @@
+/**
+ * The status document: what `GET /api/status` and `tvsync status --json` return. Built only from
+ * state, so it answers while a cycle runs elsewhere. Field names are stable (documented in the
+ * README); later issues add fields, never rename them.
+ */
+import { HEARTBEAT_STALE_MS } from './sync/cycle';
+import type { CycleCounts, CycleKind, CycleRecord, CycleResult, UserFailure } from './sync/model';
+
+export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
+
+export interface CycleSummary {
+  id: string;
+  kind: CycleKind;
+  trigger: CycleRecord['trigger'];
+  startedAt: string;
+  finishedAt: string | null;
+  durationSeconds: number | null;
+  result: CycleResult;
+  imported: number;
+  counts: CycleCounts;
+  error: { code: string; message: string } | null;
+}
+
+export interface StatusDocument {
+  health: Health;
+  /** One sentence saying why the health is what it is. */
+  healthReason: string;
+  generatedAt: string;
+  lastCycle: CycleSummary | null;
+  currentCycle: { id: string; kind: CycleKind; startedAt: string; done: number; total: number; heartbeatAt: string | null } | null;
+  nextRunAt: string | null;
+  intervalMinutes: number;
+  quarantine: null;
+  recentFailures: UserFailure[];
+  recentCycles: CycleSummary[];
+}
+
+export function summarize(c: CycleRecord): CycleSummary {
+  return {
+    id: c.id,
+    kind: c.kind,
+    trigger: c.trigger,
+    startedAt: c.startedAt,
+    finishedAt: c.finishedAt,
+    durationSeconds: c.finishedAt ? Math.round((Date.parse(c.finishedAt) - Date.parse(c.startedAt)) / 100) / 10 : null,
+    result: c.result,
+    imported: c.imported,
+    counts: c.counts,
+    error: c.error ?? null,
+  };
+}
+
+/** A cycle is live while it is `running` and its heartbeat is fresh. */
+export function isLive(c: CycleRecord, now: Date): boolean {
+  return c.result === 'running' && now.getTime() - Date.parse(c.heartbeatAt ?? c.startedAt) < HEARTBEAT_STALE_MS;
+}
+
+/**
+ * When the next cycle is due: `intervalMinutes` after the start of the last one. A cycle whose
+ * run was interrupted counts as started (so a crash loop does not hammer TeamViewer), but a
+ * never-run app is due at once.
+ */
+export function nextRunAt(cycles: CycleRecord[], intervalMinutes: number, now: Date): Date {
+  const last = cycles.find((c) => !c.dryRun);
+  if (!last) return now;
+  return new Date(Date.parse(last.startedAt) + intervalMinutes * 60_000);
+}
+
+export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date()): StatusDocument {
+  const real = cycles.filter((c) => !c.dryRun);
+  const current = real.find((c) => isLive(c, now)) ?? null;
+  const finished = real.filter((c) => c.result !== 'running' || !isLive(c, now));
+  const last = finished[0] ?? null;
+  const lastSucceeded = finished.find((c) => c.result === 'succeeded');
+
+  let health: Health;
+  let healthReason: string;
+  if (!last) {
+    health = 'never-run';
+    healthReason = current ? 'the first cycle is running' : 'no cycle has run yet';
+  } else if (last.result === 'succeeded') {
+    health = 'healthy';
+    healthReason = `the last cycle (${last.id}) succeeded`;
+  } else if (last.result === 'partial') {
+    health = 'degraded';
+    healthReason = `the last cycle (${last.id}) finished with ${last.counts.failed} failed user${last.counts.failed === 1 ? '' : 's'}`;
+  } else {
+    health = 'degraded';
+    healthReason = `the last cycle (${last.id}) failed: ${last.error?.message ?? 'interrupted'}` + (lastSucceeded ? `; last success ${lastSucceeded.finishedAt}` : '; no cycle has succeeded yet');
+  }
+
+  return {
+    health,
+    healthReason,
+    generatedAt: now.toISOString(),
+    lastCycle: last ? summarize(last) : null,
+    currentCycle: current
+      ? { id: current.id, kind: current.kind, startedAt: current.startedAt, done: current.done ?? 0, total: current.planned, heartbeatAt: current.heartbeatAt ?? null }
+      : null,
+    nextRunAt: current ? null : nextRunAt(real, intervalMinutes, now).toISOString(),
+    intervalMinutes,
+    quarantine: null,
+    recentFailures: last?.failures ?? [],
+    recentCycles: real.slice(0, 10).map(summarize),
+  };
+}

@@ -1,0 +1,407 @@
+/**
+ * One provisioning cycle: read Entra, read state and TeamViewer, plan, apply, record.
+ *
+ * Invariants (crash safety — a process may die at any line):
+ * - Entra is read completely before anything is planned; a failed or partial read throws and
+ *   the cycle ends `failed` with nothing planned or written. A read error is never "no users".
+ * - Before a create is sent, a pending link (intent) naming the Entra user and the userName is
+ *   written. After a crash the next cycle finds either the TeamViewer user (matched by userName
+ *   in the snapshot, then linked) or nothing (then created): never two users.
+ * - Every completed TeamViewer write is followed by the link write that records it, before the
+ *   action counts as done; progress and counts go to the cycle row as work completes.
+ * - A dry run writes nothing, neither to TeamViewer nor to state.
+ * - A TeamViewer 401/403 (token or permission) stops the cycle from starting further writes.
+ */
+import type { Logger } from '../log';
+import { redactText } from '../log';
+import { mapWithConcurrency } from '../http/pool';
+import { mapUser, diff, type AttributeChange } from './mapping';
+import { plan, type Action, type ActionKind } from './planner';
+import {
+  emptyCounts,
+  type AssignedUser,
+  type CycleCounts,
+  type CycleKind,
+  type CycleRecord,
+  type Link,
+  type TeamViewerPatch,
+  type TeamViewerUser,
+  type TeamViewerUserDraft,
+  type UserFailure,
+} from './model';
+
+/** What the cycle needs from Entra (EntraReader implements it). */
+export interface EntraSource {
+  readAssignedUsers(): Promise<{ users: AssignedUser[] }>;
+}
+
+/** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
+export interface TeamViewerTarget {
+  listUsers(): Promise<TeamViewerUser[]>;
+  findByUserName(userName: string): Promise<TeamViewerUser[]>;
+  createUser(draft: TeamViewerUserDraft): Promise<TeamViewerUser>;
+  patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser>;
+  getTokenOwner(): Promise<{ id: string; userName: string } | null>;
+}
+
+/** What the cycle needs from state (StateStore implements it). */
+export interface CycleState {
+  listLinks(): Promise<Link[]>;
+  putLink(link: Link): Promise<void>;
+  deleteLink(entraId: string): Promise<void>;
+  createCycle(c: CycleRecord): Promise<void>;
+  updateCycle(c: CycleRecord): Promise<void>;
+  listCycles(limit?: number): Promise<CycleRecord[]>;
+  newCycleId(startedAt: Date): string;
+}
+
+export interface CycleDeps {
+  entra: EntraSource;
+  teamViewer: TeamViewerTarget;
+  state: CycleState;
+  logger: Logger;
+  /** Most actions applied at once (the TeamViewer client bounds its own requests too). */
+  concurrency: number;
+  now?: () => Date;
+}
+
+export interface CycleOptions {
+  dryRun?: boolean;
+  trigger: CycleRecord['trigger'];
+  onProgress?: (progress: { phase: CyclePhase; done: number; total: number }) => void;
+}
+
+export type CyclePhase = 'reading Entra ID' | 'reading TeamViewer' | 'planning' | 'applying' | 'finished';
+
+export type ActionStatus = 'success' | 'failure' | 'skipped' | 'warning' | 'planned';
+
+export interface ActionReport {
+  kind: ActionKind;
+  status: ActionStatus;
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  changes: AttributeChange[];
+  reason?: string;
+  error?: { code: string; message: string };
+}
+
+export interface CycleReport {
+  cycleId: string;
+  kind: CycleKind;
+  dryRun: boolean;
+  result: CycleRecord['result'];
+  startedAt: string;
+  finishedAt: string;
+  imported: number;
+  counts: CycleCounts;
+  actions: ActionReport[];
+  error?: { code: string; message: string };
+}
+
+/** A running cycle that wrote no progress for this long was interrupted (the process died). */
+export const HEARTBEAT_STALE_MS = 2 * 60_000;
+const HEARTBEAT_EVERY_MS = 15_000;
+const MAX_FAILURES_KEPT = 50;
+/** Errors after which no further TeamViewer write is attempted in this cycle. */
+const FATAL_CODES = new Set(['TEAMVIEWER_UNAUTHORIZED', 'TEAMVIEWER_FORBIDDEN']);
+
+export class CycleAbortedError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'CycleAbortedError';
+  }
+}
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
+  const message = redactText(err instanceof Error ? err.message : String(err));
+  return { code, message };
+}
+
+export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<CycleReport> {
+  const now = deps.now ?? (() => new Date());
+  const dryRun = options.dryRun ?? false;
+  const log = deps.logger;
+  const startedAt = now();
+  const recent = await deps.state.listCycles(10);
+  await closeInterruptedCycles(deps, recent, startedAt);
+  const kind: CycleKind = recent.some((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial')) ? 'incremental' : 'initial';
+  const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
+
+  const record: CycleRecord = {
+    id: cycleId,
+    kind,
+    dryRun,
+    trigger: options.trigger,
+    startedAt: startedAt.toISOString(),
+    finishedAt: null,
+    result: 'running',
+    counts: emptyCounts(),
+    imported: 0,
+    planned: 0,
+    done: 0,
+    heartbeatAt: startedAt.toISOString(),
+    failures: [],
+  };
+  const progress = (phase: CyclePhase) => options.onProgress?.({ phase, done: record.done ?? 0, total: record.planned });
+  if (!dryRun) await deps.state.createCycle(record);
+  log.info(`cycle ${cycleId} started`, { cycleId, kind, dryRun, trigger: options.trigger });
+
+  const reports: ActionReport[] = [];
+  let lastBeat = Date.now();
+  const beat = async (force = false) => {
+    if (dryRun) return;
+    if (!force && Date.now() - lastBeat < HEARTBEAT_EVERY_MS) return;
+    lastBeat = Date.now();
+    record.heartbeatAt = now().toISOString();
+    await deps.state.updateCycle(record);
+  };
+  const heartbeat = setInterval(() => void beat().catch((err) => log.warn('could not write cycle progress', { cycleId, error: errorInfo(err).message })), HEARTBEAT_EVERY_MS);
+  heartbeat.unref();
+
+  try {
+    progress('reading Entra ID');
+    const { users } = await deps.entra.readAssignedUsers();
+    record.imported = users.length;
+    progress('reading TeamViewer');
+    const [links, teamViewer, owner] = await Promise.all([
+      deps.state.listLinks(),
+      deps.teamViewer.listUsers(),
+      deps.teamViewer.getTokenOwner().catch((err) => {
+        log.warn('could not find the account that owns the TeamViewer token; no account is protected from deactivation this cycle', { cycleId, error: errorInfo(err).message });
+        return null;
+      }),
+    ]);
+    progress('planning');
+    const desired = users.map(mapUser);
+    const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []) });
+    record.counts.unchanged = result.unchanged;
+    record.planned = result.actions.length;
+    log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
+    await beat(true);
+
+    progress('applying');
+    const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
+    let abort: { code: string; message: string } | null = null;
+    await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
+      const report = abort
+        ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
+        : dryRun
+          ? reportOf(action, action.kind === 'skip' ? (action.warning ? 'warning' : 'skipped') : 'planned')
+          : await applyAction(action, linkByEntra.get(action.entraId), deps, now);
+      if (report.status === 'failure' && report.error && FATAL_CODES.has(report.error.code) && !abort) {
+        abort = report.error;
+        log.error(`cycle ${cycleId} stops writing: ${report.error.message}`, { cycleId, code: report.error.code });
+      }
+      count(record, report);
+      reports.push(report);
+      record.done = (record.done ?? 0) + 1;
+      progress('applying');
+      await beat();
+    });
+
+    const failed = record.counts.failed;
+    record.result = abort ? 'failed' : failed > 0 ? 'partial' : 'succeeded';
+    if (abort) record.error = abort;
+  } catch (err) {
+    record.result = 'failed';
+    record.error = errorInfo(err);
+    log.error(`cycle ${cycleId} failed before planning finished: ${record.error.message}`, { cycleId, code: record.error.code });
+  } finally {
+    clearInterval(heartbeat);
+  }
+
+  record.finishedAt = now().toISOString();
+  record.heartbeatAt = record.finishedAt;
+  if (!dryRun) await deps.state.updateCycle(record);
+  progress('finished');
+  log.info(`cycle ${cycleId} ${record.result}`, { cycleId, result: record.result, ...record.counts });
+  return {
+    cycleId,
+    kind,
+    dryRun,
+    result: record.result,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    imported: record.imported,
+    counts: record.counts,
+    actions: reports,
+    ...(record.error ? { error: record.error } : {}),
+  };
+}
+
+/** Marks cycles left `running` by a process that died as failed, so status never shows a ghost. */
+async function closeInterruptedCycles(deps: CycleDeps, recent: CycleRecord[], at: Date): Promise<void> {
+  for (const c of recent) {
+    if (c.result !== 'running') continue;
+    const beatAt = Date.parse(c.heartbeatAt ?? c.startedAt);
+    if (at.getTime() - beatAt < HEARTBEAT_STALE_MS) continue;
+    c.result = 'failed';
+    c.finishedAt = new Date(beatAt).toISOString();
+    c.error = { code: 'CYCLE_INTERRUPTED', message: 'the process running this cycle stopped before it finished; the next cycle picked up the remaining work' };
+    await deps.state.updateCycle(c);
+    deps.logger.warn(`cycle ${c.id} was interrupted; marked failed`, { cycleId: c.id });
+  }
+}
+
+function reportOf(action: Action, status: ActionStatus): ActionReport {
+  return {
+    kind: action.kind,
+    status,
+    entraId: action.entraId,
+    userPrincipalName: action.userPrincipalName,
+    teamViewerId: 'teamViewerId' in action && action.teamViewerId ? action.teamViewerId : null,
+    changes: 'changes' in action ? action.changes : action.kind === 'create' ? createChanges(action.draft) : [],
+    ...('reason' in action ? { reason: action.reason } : {}),
+  };
+}
+
+function createChanges(draft: TeamViewerUserDraft): AttributeChange[] {
+  return Object.entries(draft)
+    .filter(([, v]) => v !== undefined)
+    .map(([attribute, value]) => ({ attribute, old: null, new: value as string | boolean }));
+}
+
+function count(record: CycleRecord, report: ActionReport): void {
+  const c = record.counts;
+  if (report.status === 'failure') {
+    c.failed++;
+    if ((record.failures ?? []).length < MAX_FAILURES_KEPT) {
+      (record.failures ??= []).push({
+        entraId: report.entraId,
+        userPrincipalName: report.userPrincipalName,
+        action: report.kind,
+        code: report.error?.code ?? 'INTERNAL',
+        message: report.error?.message ?? '',
+        at: new Date().toISOString(),
+      } satisfies UserFailure);
+    }
+    return;
+  }
+  if (report.status === 'skipped' || report.status === 'warning') {
+    if (report.kind !== 'unlink') c.skipped++;
+    return;
+  }
+  switch (report.kind) {
+    case 'create': c.created++; break;
+    case 'update': c.updated++; break;
+    case 'enable': c.enabled++; break;
+    case 'disable': c.disabled++; break;
+    case 'link': c.linked++; break;
+    default: break;
+  }
+}
+
+function writtenOf(user: TeamViewerUser, previous?: Link['written']): Link['written'] {
+  return { ...previous, userName: user.userName, displayName: user.displayName, active: user.active };
+}
+
+async function applyAction(action: Action, link: Link | undefined, deps: CycleDeps, now: () => Date): Promise<ActionReport> {
+  const state = deps.state;
+  const stamp = () => now().toISOString();
+  const linkFor = (user: TeamViewerUser): Link => ({
+    entraId: action.entraId,
+    teamViewerId: user.id,
+    userName: user.userName,
+    userPrincipalName: action.userPrincipalName,
+    written: writtenOf(user, link?.written),
+    active: user.active,
+    createdAt: link?.createdAt ?? stamp(),
+    updatedAt: stamp(),
+  });
+  const fail = (err: unknown): ActionReport => {
+    const info = errorInfo(err);
+    deps.logger.warn(`${action.kind} failed for ${action.userPrincipalName}: ${info.message}`, { entraId: action.entraId, code: info.code });
+    return { ...reportOf(action, 'failure'), error: info };
+  };
+
+  try {
+    switch (action.kind) {
+      case 'skip':
+        if (action.warning) deps.logger.warn(`skipped ${action.userPrincipalName}: ${action.reason}`, { entraId: action.entraId });
+        return reportOf(action, action.warning ? 'warning' : 'skipped');
+      case 'unlink':
+        await state.deleteLink(action.entraId);
+        return reportOf(action, 'success');
+      case 'create':
+        return await applyCreate(action, link, deps, linkFor, stamp);
+      case 'link': {
+        const match: TeamViewerUser = { id: action.teamViewerId, userName: action.userName, displayName: null, givenName: null, familyName: null, email: null, active: true };
+        // Record the tie first: if the PATCH below fails, the user is still ours next cycle.
+        await state.putLink({ ...linkFor(match), written: link?.written ?? {} });
+        if (Object.keys(action.patch).length > 0) {
+          const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch);
+          await state.putLink(linkFor(updated));
+        }
+        return { ...reportOf(action, 'success'), teamViewerId: action.teamViewerId };
+      }
+      case 'update':
+      case 'enable':
+      case 'disable': {
+        const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch);
+        await state.putLink(linkFor(updated));
+        return reportOf(action, 'success');
+      }
+    }
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+async function applyCreate(
+  action: Extract<Action, { kind: 'create' }>,
+  link: Link | undefined,
+  deps: CycleDeps,
+  linkFor: (user: TeamViewerUser) => Link,
+  stamp: () => string,
+): Promise<ActionReport> {
+  const { draft } = action;
+  await deps.state.putLink({
+    entraId: action.entraId,
+    teamViewerId: null,
+    userName: draft.userName,
+    userPrincipalName: action.userPrincipalName,
+    written: {},
+    active: draft.active,
+    createdAt: link?.createdAt ?? stamp(),
+    updatedAt: stamp(),
+    pending: 'create',
+  });
+  if (action.replacesTeamViewerId) {
+    deps.logger.warn(`TeamViewer user ${action.replacesTeamViewerId} linked to ${action.userPrincipalName} no longer exists; creating a new one`, { entraId: action.entraId });
+  }
+  try {
+    const created = await deps.teamViewer.createUser(draft);
+    await deps.state.putLink(linkFor(created));
+    return { ...reportOf(action, 'success'), teamViewerId: created.id };
+  } catch (err) {
+    const code = errorInfo(err).code;
+    const mayHaveApplied = (err as { mayHaveApplied?: boolean }).mayHaveApplied === true;
+    if (code !== 'TEAMVIEWER_CONFLICT' && !mayHaveApplied) {
+      // The create certainly did not happen: drop the intent so state holds no half link.
+      if (code === 'TEAMVIEWER_BAD_REQUEST') await deps.state.deleteLink(action.entraId).catch(() => undefined);
+      throw err;
+    }
+    // 409 (someone has this login) or a create whose answer was lost: look before deciding.
+    const found = (await deps.teamViewer.findByUserName(draft.userName)).filter((u) => u.userName.toLowerCase() === draft.userName.toLowerCase());
+    if (found.length !== 1) {
+      if (code === 'TEAMVIEWER_CONFLICT') {
+        await deps.state.deleteLink(action.entraId).catch(() => undefined);
+        const err409 = new Error(
+          found.length === 0
+            ? `TeamViewer refused to create ${draft.userName}: the email address is already registered to a TeamViewer account outside your company (409). Ask the owner to release it or change the user's UPN.`
+            : `TeamViewer refused to create ${draft.userName} (409) and ${found.length} users match it; link one by hand.`,
+        );
+        throw Object.assign(err409, { code: 'TEAMVIEWER_CONFLICT' });
+      }
+      throw err;
+    }
+    const match = found[0];
+    deps.logger.info(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
+    await deps.state.putLink(linkFor(match));
+    const { patch } = diff(action.desired, match);
+    if (Object.keys(patch).length > 0) await deps.state.putLink(linkFor(await deps.teamViewer.patchUser(match.id, patch)));
+    return { ...reportOf(action, 'success'), kind: 'link', teamViewerId: match.id };
+  }
+}
