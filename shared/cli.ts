@@ -166,11 +166,13 @@ export function formatReport(report: CycleReport): string {
   const changed = report.actions.filter((a) => a.status === (report.dryRun ? 'planned' : 'success') && a.kind !== 'unlink');
   if (changed.length > 0) {
     lines.push('', `${changed.length} change${changed.length === 1 ? '' : 's'} ${report.dryRun ? 'would be made' : 'made'}:`);
-    for (const a of changed.slice(0, 30)) {
-      const what = a.changes.map((ch) => `${ch.attribute}: ${JSON.stringify(ch.old)} → ${JSON.stringify(ch.new)}`).join(', ');
+    for (const a of changed.slice(0, 15)) {
+      const what = a.kind === 'create'
+        ? JSON.stringify(a.changes.find((ch) => ch.attribute === 'displayName')?.new ?? '')
+        : a.changes.map((ch) => `${ch.attribute}: ${JSON.stringify(ch.old)} → ${JSON.stringify(ch.new)}`).join(', ');
       lines.push(`  ${pad(a.kind, 8)} ${a.userPrincipalName}${a.teamViewerId ? ` (${a.teamViewerId})` : ''}${what ? `  ${what}` : ''}${a.reason ? `  — ${a.reason}` : ''}`);
     }
-    if (changed.length > 30) lines.push(`  … and ${changed.length - 30} more (use --json for all)`);
+    if (changed.length > 15) lines.push(`  … and ${changed.length - 15} more (use --json for all)`);
   }
   const problems = report.actions.filter((a) => a.status === 'failure' || a.status === 'warning');
   if (problems.length > 0) {

@@ -27,6 +27,11 @@ export interface WorldOptions {
   graphPageSize?: number;
   /** An Azurite connection string to share (one Azurite for a whole test file); a table prefix keeps worlds apart. */
   storageConnectionString?: string;
+  /**
+   * A managed-identity endpoint to share. MSAL remembers the endpoint (and its tokens) once per
+   * process, so a process that starts several worlds must give them the same one.
+   */
+  identity?: IdentityEmulator;
 }
 
 export interface World {
@@ -42,7 +47,7 @@ export interface World {
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const tenant = options.tenant ?? sampleTenant();
   const azurite = options.storageConnectionString ? null : await startAzurite();
-  const identity = await startIdentityEmulator();
+  const identity = options.identity ?? (await startIdentityEmulator());
   const graph = await startGraphEmulator({ tenant, pageSize: options.graphPageSize ?? 100, isValidToken: (t) => identity.isValid(t) });
   const teamViewer = await startTeamViewerEmulator({ tokenOwner: { userName: 'it-admin@contoso.example', name: 'IT Admin' }, ...options.teamViewer });
   const env: Record<string, string> = {
@@ -63,7 +68,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     teamViewer,
     env,
     async close() {
-      await Promise.allSettled([graph.close(), identity.close(), teamViewer.close(), azurite?.stop()]);
+      await Promise.allSettled([graph.close(), options.identity ? undefined : identity.close(), teamViewer.close(), azurite?.stop()]);
     },
   };
 }
