@@ -125,7 +125,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   const log = deps.logger;
   const startedAt = now();
   const recent = await deps.state.listCycles(10);
-  await closeInterruptedCycles(deps, recent, startedAt);
+  if (!dryRun) await closeInterruptedCycles(deps, recent, startedAt);
   const kind: CycleKind = recent.some((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial')) ? 'incremental' : 'initial';
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
 
@@ -150,12 +150,17 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   const reports: ActionReport[] = [];
   let lastBeat = Date.now();
+  // Progress writes are chained, so the final write can never be overtaken by a late heartbeat
+  // (which would leave a finished cycle looking `running`).
+  let writes: Promise<void> = Promise.resolve();
   const beat = async (force = false) => {
     if (dryRun) return;
     if (!force && Date.now() - lastBeat < HEARTBEAT_EVERY_MS) return;
     lastBeat = Date.now();
     record.heartbeatAt = now().toISOString();
-    await deps.state.updateCycle(record);
+    const snapshot: CycleRecord = structuredClone(record);
+    writes = writes.catch(() => undefined).then(() => deps.state.updateCycle(snapshot));
+    await writes;
   };
   const heartbeat = setInterval(() => void beat().catch((err) => log.warn('could not write cycle progress', { cycleId, error: errorInfo(err).message })), HEARTBEAT_EVERY_MS);
   heartbeat.unref();
@@ -214,7 +219,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   record.finishedAt = now().toISOString();
   record.heartbeatAt = record.finishedAt;
-  if (!dryRun) await deps.state.updateCycle(record);
+  if (!dryRun) {
+    await writes.catch(() => undefined);
+    await deps.state.updateCycle(record);
+  }
   progress('finished');
   log.info(`cycle ${cycleId} ${record.result}`, { cycleId, result: record.result, ...record.counts });
   return {
