@@ -1,0 +1,252 @@
+// tvsync: provisions Microsoft Entra ID users into TeamViewer (SCIM 2.0) from Azure Functions.
+//
+// Deploys into an existing resource group (see infra/DEPLOY.md):
+//   az deployment group create -g <rg> -f infra/main.bicep -p entraServicePrincipalId=<object id> ...
+// What Bicep cannot do (granting Microsoft Graph application permissions to the identity) is done
+// afterwards by infra/grant-graph-permissions.sh (or .ps1).
+
+targetScope = 'resourceGroup'
+
+@description('Short name put in front of every resource name: 3-10 lowercase letters and digits (it is also part of the storage account name).')
+@minLength(3)
+@maxLength(10)
+param prefix string = 'tvsync'
+
+@description('Azure region for everything except the Communication Services resources (which are global). Flex Consumption must be offered there.')
+param location string = resourceGroup().location
+
+@description('Object id of the TeamViewer enterprise application\'s service principal (Entra admin center > Enterprise applications > TeamViewer > Object ID). Becomes ENTRA_SERVICE_PRINCIPAL_ID.')
+@minLength(36)
+@maxLength(36)
+param entraServicePrincipalId string
+
+@secure()
+@description('TeamViewer script token (User management: create, edit, view users). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (DEPLOY.md).')
+param teamViewerApiToken string = ''
+
+@description('Who gets the notification email: comma-separated addresses. Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')
+param notifyEmailTo string = ''
+
+@description('NCRONTAB (6 fields) of the timer heartbeat; each beat runs a cycle when one is due. Becomes SYNC_SCHEDULE.')
+param syncSchedule string = '0 */5 * * * *'
+
+@description('Minutes between the starts of two sync cycles (5-1440). Becomes SYNC_INTERVAL_MINUTES.')
+@minValue(5)
+@maxValue(1440)
+param syncIntervalMinutes int = 40
+
+@description('Most TeamViewer calls in flight at once (1-16). Becomes TEAMVIEWER_CONCURRENCY.')
+@minValue(1)
+@maxValue(16)
+param teamViewerConcurrency int = 4
+
+@description('Log level of tvsync itself. Becomes LOG_LEVEL. host.json still keeps debug lines out of Application Insights.')
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+param logLevel string = 'info'
+
+@description('Node.js major version of the Functions runtime.')
+@allowed([
+  '20'
+  '22'
+])
+param nodeVersion string = '20'
+
+@description('Most instances the Function App may scale out to. The sync timer runs on one instance at a time whatever this is; it bounds HTTP scale-out (and cost).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per Flex Consumption instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Key Vault purge protection. On (the default), a deleted vault and its name are kept for softDeleteRetentionInDays and cannot be purged; it can never be turned off again. Use false for a throw-away trial deployment.')
+param enablePurgeProtection bool = true
+
+@description('Days a deleted Key Vault or secret can be recovered (7-90).')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+@description('Where Azure Communication Services keeps email data at rest.')
+@allowed([
+  'Africa'
+  'Asia Pacific'
+  'Australia'
+  'Brazil'
+  'Canada'
+  'Europe'
+  'France'
+  'Germany'
+  'India'
+  'Japan'
+  'Korea'
+  'Norway'
+  'Switzerland'
+  'UAE'
+  'UK'
+  'United States'
+])
+param communicationDataLocation string = 'Europe'
+
+@description('Role that lets the identity send email. custom (default): a custom role with only the send actions; creating it needs Owner or User Access Administrator on the resource group. builtin: "Communication and Email Service Owner" (broader: it can also read keys and delete the resource).')
+@allowed([
+  'custom'
+  'builtin'
+])
+param emailSenderRole string = 'custom'
+
+@description('Days Log Analytics keeps logs (30-730).')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+@description('Tags put on every resource.')
+param tags object = {}
+
+// Stable per resource group, so a re-deployment updates the same resources.
+var suffix = uniqueString(resourceGroup().id, prefix)
+var names = {
+  identity: 'id-${prefix}-${suffix}'
+  storage: take(toLower('st${prefix}${suffix}'), 24)
+  keyVault: 'kv-${prefix}-${take(suffix, 8)}'
+  workspace: 'log-${prefix}-${suffix}'
+  appInsights: 'appi-${prefix}-${suffix}'
+  emailService: 'ecs-${prefix}-${suffix}'
+  communicationService: 'acs-${prefix}-${suffix}'
+  plan: 'plan-${prefix}-${suffix}'
+  functionApp: 'func-${prefix}-${suffix}'
+}
+var allTags = union(tags, { application: 'tvsync' })
+var tokenSecretName = 'teamviewer-api-token'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: names.identity
+  location: location
+  tags: allTags
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'tvsync-storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: allTags
+    deploymentContainerName: 'app-package'
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'tvsync-monitoring'
+  params: {
+    appInsightsName: names.appInsights
+    workspaceName: names.workspace
+    location: location
+    tags: allTags
+    retentionInDays: logRetentionDays
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'tvsync-keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: allTags
+    tokenSecretName: tokenSecretName
+    teamViewerApiToken: teamViewerApiToken
+    enablePurgeProtection: enablePurgeProtection
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+  }
+}
+
+module communication 'app/communication.bicep' = {
+  name: 'tvsync-communication'
+  params: {
+    communicationServiceName: names.communicationService
+    emailServiceName: names.emailService
+    dataLocation: communicationDataLocation
+    tags: allTags
+  }
+}
+
+// Names, not outputs, go in: What-If can then predict every role assignment. The explicit
+// dependsOn keeps the order the outputs would have given.
+module roles 'app/roles.bicep' = {
+  name: 'tvsync-roles'
+  params: {
+    identityName: names.identity
+    storageAccountName: names.storage
+    keyVaultName: names.keyVault
+    appInsightsName: names.appInsights
+    communicationServiceName: names.communicationService
+    emailSenderRole: emailSenderRole
+  }
+  dependsOn: [
+    identity
+    storage
+    keyVault
+    monitoring
+    communication
+  ]
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'tvsync-function'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: allTags
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultName: keyVault.outputs.name
+    tokenSecretName: tokenSecretName
+    nodeVersion: nodeVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    entraServicePrincipalId: entraServicePrincipalId
+    syncSchedule: syncSchedule
+    syncIntervalMinutes: syncIntervalMinutes
+    teamViewerConcurrency: teamViewerConcurrency
+    logLevel: logLevel
+    emailEndpoint: communication.outputs.endpoint
+    emailSender: communication.outputs.senderAddress
+    notifyEmailTo: notifyEmailTo
+  }
+  // The host starts as soon as the site exists: its storage, Key Vault and telemetry roles must
+  // be in place first, or the first start fails and the Key Vault reference stays unresolved.
+  dependsOn: [
+    roles
+  ]
+}
+
+@description('Name of the Function App: use it with `func azure functionapp publish`.')
+output functionAppName string = functionApp.outputs.name
+
+@description('Health endpoint; call it with a function key (header x-functions-key, or ?code=).')
+output statusUrl string = 'https://${functionApp.outputs.defaultHostName}/api/status'
+
+@description('Address the notification email is sent from.')
+output senderAddress string = communication.outputs.senderAddress
+
+@description('Object (principal) id of the managed identity: pass it to infra/grant-graph-permissions.sh.')
+output identityPrincipalId string = identity.properties.principalId
+
+@description('Key Vault holding the TeamViewer token (secret teamviewer-api-token).')
+output keyVaultName string = keyVault.outputs.name
+
+@description('Storage account with the state tables.')
+output storageAccountName string = storage.outputs.name

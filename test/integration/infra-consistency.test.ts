@@ -1,0 +1,540 @@
+/**
+ * The deployment matches the code: what shared/config.ts reads (SETTING_SPECS, read at test time)
+ * is what infra/main.bicep sets in Azure and what local.settings.sample.json lists; the template
+ * compiles and lints clean with the real Bicep CLI (.ci/bicep.sh), and breaking it fails that
+ * script; the publish package (.funcignore) holds the compiled app and nothing else.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSettings, SETTING_SPECS, type SettingSpec } from '../../shared/config';
+import { armResources, compileWithoutLinter, findBicep, functionAppSettings, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
+
+const run = promisify(execFile);
+
+/**
+ * App settings the template sets for the Functions platform, not for tvsync's config module.
+ * Each needs a reason; anything else the template sets must be in SETTING_SPECS.
+ */
+const PLATFORM_SETTINGS: Record<string, string> = {
+  // Where the host and the Node worker send telemetry (the code never reads it).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: 'Application Insights target',
+  // Telemetry with the managed identity's token, since local auth is off on the component.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Application Insights Entra ID ingestion',
+};
+
+/**
+ * Settings of the email notification, set by the template for the email feature before
+ * shared/config.ts declares them. Remove a name here once it is in SETTING_SPECS (a name in both
+ * is simply treated as a setting tvsync reads).
+ */
+const PENDING_CODE_SETTINGS: Record<string, string> = {
+  ACS_EMAIL_ENDPOINT: 'Communication Services endpoint for the notification email',
+  ACS_EMAIL_SENDER: 'sender address on the Azure-managed domain',
+  NOTIFY_EMAIL_TO: 'recipients of the notification email',
+};
+
+/**
+ * Never set on Flex Consumption: the runtime comes from functionAppConfig, there is no content
+ * share, and an AzureWebJobsStorage setting (even empty) overrides the identity-based
+ * AzureWebJobsStorage__* settings.
+ */
+const FORBIDDEN_ON_FLEX = [
+  'FUNCTIONS_WORKER_RUNTIME',
+  'FUNCTIONS_EXTENSION_VERSION',
+  'WEBSITE_RUN_FROM_PACKAGE',
+  'WEBSITE_CONTENTSHARE',
+  'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
+  'AzureWebJobsStorage',
+];
+
+/** Settings local.settings.json has beyond SETTING_SPECS: the Core Tools host needs the worker runtime. */
+const LOCAL_ONLY_SETTINGS = ['FUNCTIONS_WORKER_RUNTIME'];
+
+const INFRA_DIR = path.join(REPO_ROOT, 'infra');
+const specNames = () => new Set(SETTING_SPECS.map((s) => s.name));
+
+let skipReason: string | null = null;
+let repoRun: BicepRun | undefined;
+let template: ArmTemplate | undefined;
+let settings: AppSetting[] = [];
+let brokenParam: BicepRun | undefined;
+let warningOnly: BicepRun | undefined;
+const tempDirs: string[] = [];
+
+/** A copy of infra/ with one text replacement in one file (the replacement must apply). */
+function brokenCopy(file: string, from: string, to: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-infra-'));
+  tempDirs.push(dir);
+  fs.cpSync(INFRA_DIR, dir, { recursive: true });
+  const target = path.join(dir, file);
+  const text = fs.readFileSync(target, 'utf8');
+  if (!text.includes(from)) throw new Error(`${file} no longer contains "${from}"; update this test's mutation`);
+  fs.writeFileSync(target, text.replace(from, to));
+  return dir;
+}
+
+/**
+ * Started when the file loads, not in a hook: the Bicep runs (several seconds of .NET start-up
+ * each) then overlap with the tests that do not need them, which run first.
+ */
+async function prepareBicep(): Promise<void> {
+  const cli = await findBicep();
+  if (!cli.path) {
+    skipReason = `Bicep CLI unavailable, template checks skipped (CI runs .ci/bicep.sh first, so it has one): ${cli.reason}`;
+    return;
+  }
+  // The repo's infra, a module parameter renamed, and an unknown property (a compiler warning,
+  // no error): three runs of the script CI uses, side by side.
+  [repoRun, brokenParam, warningOnly] = await Promise.all([
+    runBicepScript(INFRA_DIR),
+    runBicepScript(brokenCopy('app/storage.bicep', 'param deploymentContainerName string', 'param containerName string')),
+    runBicepScript(brokenCopy('app/function.bicep', 'httpsOnly: true', 'httpsOnly: true\n    clientCertEnabledd: false')),
+  ]);
+  template = repoRun.template;
+  if (!template) {
+    // Lint failures are the first test's to report; the checks below still read the template.
+    template = await compileWithoutLinter(cli.path, path.join(INFRA_DIR, 'main.bicep')).catch(() => undefined);
+  }
+  if (template) settings = functionAppSettings(template);
+}
+const bicepReady = prepareBicep().then(() => null, (err: Error) => err);
+
+afterAll(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function needTemplate(ctx: { skip: (note?: string) => void }): ArmTemplate {
+  if (skipReason) ctx.skip(skipReason);
+  expect(template, `infra/main.bicep does not compile:\n${repoRun?.output}`).toBeDefined();
+  return template as ArmTemplate;
+}
+
+const setByTemplate = () => new Map(settings.map((s) => [s.name, s]));
+
+describe('local.settings.sample.json', () => {
+  const sample = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'local.settings.sample.json'), 'utf8')) as {
+    IsEncrypted: boolean;
+    Values: Record<string, string>;
+  };
+
+  it('lists exactly the settings tvsync reads, plus what the local host needs', () => {
+    const names = Object.keys(sample.Values);
+    const known = specNames();
+    const missing = [...known].filter((name) => !(name in sample.Values));
+    const extra = names.filter((name) => !known.has(name) && !LOCAL_ONLY_SETTINGS.includes(name) && !(name in PENDING_CODE_SETTINGS));
+    expect({ missing, extra }).toEqual({ missing: [], extra: [] });
+    expect(sample.IsEncrypted).toBe(false);
+    expect(sample.Values.FUNCTIONS_WORKER_RUNTIME).toBe('node');
+    expect(sample.Values.AzureWebJobsStorage).toBe('UseDevelopmentStorage=true');
+  });
+
+  it('works as it is when copied to local.settings.json (placeholders, no Key Vault references)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-sample-'));
+    try {
+      fs.copyFileSync(path.join(REPO_ROOT, 'local.settings.sample.json'), path.join(dir, 'local.settings.json'));
+      const loaded = loadSettings({ env: {}, localSettingsDir: dir });
+      expect(loaded.storage.kind).toBe('connectionString');
+      expect(loaded.syncSchedule).toBe(SETTING_SPECS.find((s) => s.name === 'SYNC_SCHEDULE')?.default);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * Core Tools reads .funcignore with its own parser (a port of codemix/gitignore-parser): every
+ * pattern is matched from the start of the relative path, "!" wins over everything. Reproduced
+ * here so the file is checked the way `func azure functionapp publish` reads it.
+ */
+function coreToolsAccepts(content: string): (relativePath: string) => boolean {
+  const positive: string[] = [];
+  const negative: string[] = [];
+  for (let line of content.split('\n').map((l) => l.trim())) {
+    if (line === '' || line.startsWith('#')) continue;
+    const isNegative = line.startsWith('!');
+    if (isNegative) line = line.slice(1);
+    if (line.startsWith('/')) line = line.slice(1);
+    (isNegative ? negative : positive).push(line);
+  }
+  const prepare = (pattern: string) =>
+    pattern.replace(/[-[\]/{}()+?.\\^$|]/g, '\\$&').replace(/\*\*/g, '(.+)').replace(/\*/g, '([^\\/]+)');
+  const compile = (patterns: string[]) => (patterns.length ? new RegExp(`^((${patterns.map(prepare).join(')|(')}))`) : /$^/);
+  const pos = compile(positive);
+  const neg = compile(negative);
+  return (relativePath) => neg.test(relativePath) || !pos.test(relativePath);
+}
+
+describe('.funcignore', () => {
+  const funcignore = fs.readFileSync(path.join(REPO_ROOT, '.funcignore'), 'utf8');
+  const main = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { main: string }).main;
+  const kept = [
+    main.replace('*', 'sync'),
+    main.replace('*', 'status'),
+    'dist/shared/config.js',
+    'dist/shared/config.js.map',
+    'dist/shared/sync/cycle.js',
+    'host.json',
+    'package.json',
+    'package-lock.json',
+    'node_modules/@azure/functions/package.json',
+    'node_modules/@azure/identity/dist/index.js',
+  ];
+  const dropped = [
+    'functions/sync.ts',
+    'shared/config.ts',
+    'shared/sync/cycle.ts',
+    'test/integration/infra-consistency.test.ts',
+    'dist/test/support/azurite.js',
+    'infra/main.bicep',
+    'infra/DEPLOY.md',
+    'infra/grant-graph-permissions.sh',
+    '.ci/run',
+    'bin/tvsync.js',
+    'local.settings.json',
+    'local.settings.sample.json',
+    'tsconfig.json',
+    'vitest.config.ts',
+    'README.md',
+    '__azurite_db_table__.json',
+  ];
+
+  it('keeps the compiled app and drops sources, tests and infra, as Core Tools reads it', () => {
+    const accepts = coreToolsAccepts(funcignore);
+    expect(kept.filter((p) => !accepts(p))).toEqual([]);
+    expect(dropped.filter((p) => accepts(p))).toEqual([]);
+  });
+
+  it('means the same to git-style tools (the VS Code extension)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-funcignore-'));
+    try {
+      await run('git', ['init', '-q', dir]);
+      fs.writeFileSync(path.join(dir, '.gitignore'), funcignore);
+      for (const file of [...kept, ...dropped]) {
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        fs.writeFileSync(path.join(dir, file), '');
+      }
+      const ignored = await run('git', ['-C', dir, 'check-ignore', '--no-index', ...kept, ...dropped]).then(
+        ({ stdout }) => stdout,
+        (err: { code?: number; stdout?: string }) => (err.code === 1 ? '' : Promise.reject(err)),
+      );
+      const ignoredSet = new Set(ignored.split('\n').filter(Boolean));
+      expect(kept.filter((p) => ignoredSet.has(p))).toEqual([]);
+      expect(dropped.filter((p) => !ignoredSet.has(p))).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A stand-in for the Azure CLI: `az account show` and `az rest` against an in-memory Microsoft
+ * Graph kept in a JSON file, with --query evaluated by jmespath (the library az itself uses) and
+ * --output tsv printed as az prints it. Every `az rest` call is logged.
+ */
+const FAKE_AZ = String.raw`#!/usr/bin/env python3
+import json, os, re, sys
+import jmespath
+
+state_path = os.environ['FAKE_AZ_STATE']
+with open(state_path) as f:
+    state = json.load(f)
+args = sys.argv[1:]
+with open(os.environ['FAKE_AZ_LOG'], 'a') as f:
+    f.write(json.dumps(args) + '\n')
+
+def opt(name):
+    return args[args.index(name) + 1] if name in args else None
+
+if args[:2] == ['account', 'show']:
+    sys.exit(0 if state['loggedIn'] else 1)
+if args[0] != 'rest':
+    sys.exit('fake az: unsupported command ' + ' '.join(args))
+
+method, url = opt('--method'), opt('--url')
+path = re.sub(r'^https://graph\.microsoft\.com/v1\.0', '', url).split('?')[0]
+graph = state['graph']
+result = None
+m = re.fullmatch(r"/servicePrincipals\(appId='00000003-0000-0000-c000-000000000000'\)", path)
+if m:
+    result = {'id': graph['id'], 'appRoles': graph['appRoles']}
+elif path == '/servicePrincipals/' + graph['id']:
+    result = {'id': graph['id'], 'appRoles': graph['appRoles']}
+else:
+    m = re.fullmatch(r'/servicePrincipals/([^/]+)(/appRoleAssignments)?', path)
+    sp = state['servicePrincipals'].get(m.group(1)) if m else None
+    if sp is None:
+        sys.stderr.write('ERROR: Not Found({"error":{"code":"Request_ResourceNotFound"}})\n')
+        sys.exit(1)
+    if not m.group(2):
+        result = {'id': m.group(1), 'displayName': sp['displayName']}
+    elif method == 'GET':
+        result = {'value': sp['assignments']}
+    else:
+        body_arg = opt('--body')
+        with open(body_arg[1:]) as f:
+            body = json.load(f)
+        if state.get('failPost'):
+            sys.stderr.write('ERROR: Forbidden({"error":{"code":"Authorization_RequestDenied"}})\n')
+            sys.exit(1)
+        sp['assignments'].append({'appRoleId': body['appRoleId'], 'resourceId': body['resourceId'], 'principalId': body['principalId']})
+        result = dict(body, id='assignment-' + str(len(sp['assignments'])))
+        with open(state_path, 'w') as f:
+            json.dump(state, f)
+
+query = opt('--query')
+if query:
+    result = jmespath.search(query, result)
+output = opt('--output') or 'json'
+if output == 'none':
+    pass
+elif output == 'tsv':
+    rows = result if isinstance(result, list) else [result]
+    for row in rows:
+        if row is None:
+            continue
+        print('\t'.join(str(c) for c in row) if isinstance(row, list) else str(row))
+else:
+    print(json.dumps(result))
+`;
+
+const GRAPH_SP = '1e6a3f9d-0000-4000-8000-00000000a001';
+const IDENTITY = '5f1c2a3b-1111-4222-8333-444455556666';
+const GRAPH_ROLES = {
+  'Application.Read.All': '9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30',
+  'User.Read.All': 'df021288-bdef-4463-88db-98f22de89214',
+  'GroupMember.Read.All': '98830695-27a2-44f7-8c18-0c3ebc9698f6',
+  'User.ReadWrite.All': '741f803b-c850-494e-b5df-cde7c675a1ca',
+};
+
+describe('grant-graph-permissions (against a stand-in az)', () => {
+  let bin = '';
+  let work = '';
+  let hasJmespath = true;
+
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-grant-'));
+    bin = path.join(work, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'az'), FAKE_AZ, { mode: 0o755 });
+    hasJmespath = await run('python3', ['-c', 'import jmespath']).then(() => true, () => false);
+  });
+  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  function tenant(granted: string[]): string {
+    const file = path.join(work, `state-${Math.random().toString(36).slice(2)}.json`);
+    fs.writeFileSync(file, JSON.stringify({
+      loggedIn: true,
+      graph: {
+        id: GRAPH_SP,
+        appRoles: Object.entries(GRAPH_ROLES).map(([value, id]) => ({ value, id, allowedMemberTypes: ['Application'] })),
+      },
+      servicePrincipals: {
+        [IDENTITY]: {
+          displayName: 'id-tvsync-abc',
+          // An assignment to another API with the same role id must not count as granted.
+          assignments: [
+            ...granted.map((role) => ({ appRoleId: GRAPH_ROLES[role as keyof typeof GRAPH_ROLES], resourceId: GRAPH_SP })),
+            { appRoleId: GRAPH_ROLES['GroupMember.Read.All'], resourceId: '22222222-2222-4222-8222-222222222222' },
+          ],
+        },
+      },
+    }));
+    return file;
+  }
+
+  async function grant(command: string[], stateFile: string): Promise<{ code: number; stdout: string; stderr: string; posts: string[][] }> {
+    const log = `${stateFile}.log`;
+    fs.writeFileSync(log, '');
+    const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, FAKE_AZ_STATE: stateFile, FAKE_AZ_LOG: log };
+    const result = await run(command[0], command.slice(1), { env, timeout: 30_000 }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
+    );
+    const calls = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
+    return { ...result, posts: calls.filter((c) => c[0] === 'rest' && c.includes('POST')) };
+  }
+
+  const assignmentsOf = (stateFile: string) =>
+    (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { servicePrincipals: Record<string, { assignments: Array<{ appRoleId: string; resourceId: string }> }> })
+      .servicePrincipals[IDENTITY].assignments.filter((a) => a.resourceId === GRAPH_SP).map((a) => a.appRoleId).sort();
+
+  const script = ['bash', path.join(REPO_ROOT, 'infra', 'grant-graph-permissions.sh')];
+
+  it('grants the three permissions once, and only reports them on the next run', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const state = tenant([]);
+    const first = await grant([...script, IDENTITY], state);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^Application\.Read\.All +granted$/m);
+    expect(first.stdout).toMatch(/^User\.Read\.All +granted$/m);
+    expect(first.stdout).toMatch(/^GroupMember\.Read\.All +granted$/m);
+    expect(assignmentsOf(state)).toEqual([GRAPH_ROLES['Application.Read.All'], GRAPH_ROLES['User.Read.All'], GRAPH_ROLES['GroupMember.Read.All']].sort());
+
+    const second = await grant([...script, IDENTITY], state);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.match(/already granted/g)).toHaveLength(3);
+    expect(second.posts).toEqual([]);
+  });
+
+  it('with --dry-run, says what it would grant and changes nothing', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const state = tenant(['User.Read.All']);
+    const result = await grant([...script, '--dry-run', IDENTITY], state);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^User\.Read\.All +already granted$/m);
+    expect(result.stdout).toMatch(/^Application\.Read\.All +would be granted/m);
+    expect(result.stdout).toMatch(/^GroupMember\.Read\.All +would be granted/m);
+    expect(result.posts).toEqual([]);
+    expect(assignmentsOf(state)).toEqual([GRAPH_ROLES['User.Read.All']]);
+  });
+
+  it('stops with a message an admin can act on when the identity does not exist or a grant is refused', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const missing = await grant([...script, '00000000-0000-4000-8000-000000000000'], tenant([]));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('reading service principal 00000000-0000-4000-8000-000000000000 failed');
+
+    const refusing = tenant([]);
+    const state = JSON.parse(fs.readFileSync(refusing, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(refusing, JSON.stringify({ ...state, failPost: true }));
+    const refused = await grant([...script, IDENTITY], refusing);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Authorization_RequestDenied');
+    expect(refused.stderr).toContain('3 of 3 permissions could not be granted');
+  });
+
+  it('rejects a principal id that is not a GUID without calling Azure', async () => {
+    const result = await grant([...script, 'id-tvsync-abc'], tenant([]));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is not an object id');
+  });
+
+  it('behaves the same from PowerShell (grant-graph-permissions.ps1)', async (ctx) => {
+    const pwsh = await run('pwsh', ['-NoProfile', '-Command', '$PSVersionTable.PSVersion.Major']).then(() => true, () => false);
+    if (!pwsh || !hasJmespath) ctx.skip('pwsh (PowerShell 7) and python3 with jmespath are needed; CI has no pwsh');
+    const ps1 = ['pwsh', '-NoProfile', '-File', path.join(REPO_ROOT, 'infra', 'grant-graph-permissions.ps1')];
+    const state = tenant(['User.Read.All']);
+    const dry = await grant([...ps1, IDENTITY, '-DryRun'], state);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^Application\.Read\.All +would be granted/m);
+    expect(dry.posts).toEqual([]);
+    const real = await grant([...ps1, IDENTITY], state);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stdout).toMatch(/^User\.Read\.All +already granted$/m);
+    expect(real.stdout).toMatch(/^GroupMember\.Read\.All +granted$/m);
+    expect(assignmentsOf(state)).toEqual(Object.values(GRAPH_ROLES).slice(0, 3).sort());
+    const bad = await grant([...ps1, 'nope'], state);
+    expect(bad.code).toBe(2);
+  });
+});
+
+describe('the Bicep template', () => {
+  beforeAll(async () => {
+    const failed = await bicepReady;
+    if (failed) throw failed;
+  }, 300_000);
+
+  it('compiles and lints with no error or warning (.ci/bicep.sh)', (ctx) => {
+    needTemplate(ctx);
+    expect(repoRun?.ok, repoRun?.output).toBe(true);
+    expect(repoRun?.output).toMatch(/Bicep CLI version \d+\.\d+\.\d+/);
+    expect(repoRun?.output).not.toMatch(/: (Warning|Error) /);
+  });
+
+  it('fails .ci/bicep.sh when a module parameter is renamed', (ctx) => {
+    needTemplate(ctx);
+    expect(brokenParam?.ok, brokenParam?.output).toBe(false);
+    // Both ends are reported: the module no longer knows the name, main.bicep passes an unknown one.
+    expect(brokenParam?.output).toMatch(/storage\.bicep.*Error BCP057: The name "deploymentContainerName" does not exist/);
+    expect(brokenParam?.output).toMatch(/main\.bicep.*Error BCP\d+:.*"deploymentContainerName"/);
+  });
+
+  it('fails .ci/bicep.sh on a warning alone (an unknown property), not only on errors', (ctx) => {
+    needTemplate(ctx);
+    expect(warningOnly?.ok, warningOnly?.output).toBe(false);
+    expect(warningOnly?.output).toMatch(/function\.bicep.*Warning BCP\d+:.*clientCertEnabledd/);
+    expect(warningOnly?.output).not.toMatch(/: Error /);
+  });
+
+  it('sets every setting tvsync requires, or the alternative that excuses it', (ctx) => {
+    needTemplate(ctx);
+    const set = setByTemplate();
+    const missing = SETTING_SPECS.filter((spec) => spec.required && !set.has(spec.name))
+      .filter((spec) => !(spec.requiredUnless ?? []).some((other) => set.has(other)))
+      .map((spec) => `${spec.name} is required by shared/config.ts but infra/app/function.bicep does not set it`);
+    expect(missing).toEqual([]);
+  });
+
+  it('leaves unset only settings that are optional and have a default', (ctx) => {
+    needTemplate(ctx);
+    const set = setByTemplate();
+    const problems = SETTING_SPECS.filter((spec) => !spec.required && !set.has(spec.name) && spec.default === undefined)
+      .map((spec) => `${spec.name} is optional without a default and not set by the template: set it in infra/app/function.bicep or give it a default`);
+    expect(problems).toEqual([]);
+  });
+
+  it('sets nothing tvsync does not read, except listed platform settings', (ctx) => {
+    needTemplate(ctx);
+    const known = specNames();
+    const unknown = settings.map((s) => s.name)
+      .filter((name) => !known.has(name) && !(name in PLATFORM_SETTINGS) && !(name in PENDING_CODE_SETTINGS))
+      .map((name) => `${name} is set by the template but is neither in SETTING_SPECS nor a listed platform setting`);
+    expect(unknown).toEqual([]);
+  });
+
+  it('sets each setting once', (ctx) => {
+    needTemplate(ctx);
+    const names = settings.map((s) => s.name.toLowerCase());
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+  });
+
+  it('never sets a setting Flex Consumption rejects, nor AzureWebJobsStorage itself', (ctx) => {
+    needTemplate(ctx);
+    const set = new Set(settings.map((s) => s.name.toLowerCase()));
+    expect(FORBIDDEN_ON_FLEX.filter((name) => set.has(name.toLowerCase()))).toEqual([]);
+    expect(setByTemplate().get('AzureWebJobsStorage__credential')?.value).toBe('managedidentity');
+  });
+
+  it('puts secrets in as Key Vault references, never as values', (ctx) => {
+    needTemplate(ctx);
+    const set = setByTemplate();
+    const secrets = SETTING_SPECS.filter((spec) => spec.secret && set.has(spec.name));
+    expect(secrets.map((s) => s.name)).toContain('TEAMVIEWER_API_TOKEN');
+    for (const spec of secrets) {
+      expect(String(set.get(spec.name)?.value), spec.name).toMatch(/^\[format\('@Microsoft\.KeyVault\(VaultName=\{0\};SecretName=\{1\}\)'/);
+    }
+  });
+
+  it('uses tvsync\'s own defaults for the settings an admin can tune', (ctx) => {
+    needTemplate(ctx);
+    const tuned: string[] = [];
+    const differences: string[] = [];
+    for (const setting of settings) {
+      const spec: SettingSpec | undefined = SETTING_SPECS.find((s) => s.name === setting.name);
+      const parameter = sourceParameter(setting.value, setting.scope);
+      if (!spec || spec.default === undefined || !parameter) continue;
+      tuned.push(setting.name);
+      if (parameter.defaultValue !== spec.default) {
+        differences.push(`${setting.name}: main.bicep parameter ${parameter.name} defaults to "${parameter.defaultValue}", shared/config.ts to "${spec.default}"`);
+      }
+    }
+    expect(tuned).toEqual(expect.arrayContaining(['SYNC_SCHEDULE', 'SYNC_INTERVAL_MINUTES']));
+    expect(differences).toEqual([]);
+  });
+
+  it('has the outputs the deployment guide uses', (ctx) => {
+    const arm = needTemplate(ctx);
+    const outputs = arm.outputs ?? {};
+    expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['functionAppName', 'statusUrl', 'senderAddress', 'identityPrincipalId']));
+    expect(String(outputs.statusUrl.value)).toMatch(/^\[format\('https:\/\/\{0\}\/api\/status'/);
+    // senderAddress is the communication module's output, the DoNotReply address of the managed domain.
+    const module = /^\[reference\(resourceId\('Microsoft\.Resources\/deployments', '([^']+)'\).*\.outputs\.senderAddress\.value\]$/.exec(String(outputs.senderAddress.value));
+    expect(module, String(outputs.senderAddress.value)).not.toBeNull();
+    const communication = [...armResources(arm)].find(({ resource }) => resource.name === module?.[1])?.resource;
+    expect(String(communication?.properties?.template?.outputs?.senderAddress.value)).toMatch(/^\[format\('DoNotReply@\{0\}'/);
+  });
+});

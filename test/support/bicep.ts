@@ -1,0 +1,146 @@
+/**
+ * The Bicep CLI for tests: found (or fetched) by .ci/bicep.sh, so tests and CI compile with the
+ * same binary; and a reader for the ARM JSON it produces. Plain functions, no test-framework
+ * imports.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const BICEP_SCRIPT = path.join(REPO_ROOT, '.ci', 'bicep.sh');
+
+export type BicepCli = { path: string } | { path: null; reason: string };
+
+/** The CLI .ci/bicep.sh uses (bicep on PATH, or the cached NuGet package, fetched on first use). */
+export async function findBicep(timeoutMs = 170_000): Promise<BicepCli> {
+  try {
+    const { stdout } = await run('bash', [BICEP_SCRIPT, '--print-path'], { timeout: timeoutMs, maxBuffer: 1 << 20 });
+    const found = stdout.trim().split('\n').pop() ?? '';
+    if (found && fs.existsSync(found)) return { path: found };
+    return { path: null, reason: `.ci/bicep.sh --print-path printed no usable path ("${found}")` };
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    return { path: null, reason: `.ci/bicep.sh could not provide the Bicep CLI: ${(e.stderr || e.message).trim()}` };
+  }
+}
+
+export interface ArmParameter {
+  type: string;
+  defaultValue?: unknown;
+}
+
+export interface ArmResource {
+  type: string;
+  name: string;
+  properties?: Record<string, unknown> & {
+    template?: ArmTemplate;
+    parameters?: Record<string, { value?: unknown }>;
+    siteConfig?: { appSettings?: Array<{ name: string; value: unknown }> };
+  };
+}
+
+export interface ArmTemplate {
+  parameters?: Record<string, ArmParameter>;
+  resources: ArmResource[];
+  outputs?: Record<string, { type: string; value: unknown }>;
+}
+
+export interface BicepRun {
+  ok: boolean;
+  /** What .ci/bicep.sh printed (stdout and stderr). */
+  output: string;
+  /** The compiled main.bicep when the run succeeded. */
+  template?: ArmTemplate;
+}
+
+/** Runs .ci/bicep.sh (lint every file, compile main.bicep) on an infra folder. */
+export async function runBicepScript(infraDir: string, timeoutMs = 170_000): Promise<BicepRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-arm-'));
+  const armOut = path.join(dir, 'main.json');
+  try {
+    const { stdout, stderr } = await run('bash', [BICEP_SCRIPT, infraDir], {
+      timeout: timeoutMs,
+      maxBuffer: 16 << 20,
+      env: { ...process.env, TVSYNC_BICEP_ARM_OUT: armOut },
+    });
+    return { ok: true, output: stdout + stderr, template: JSON.parse(fs.readFileSync(armOut, 'utf8')) as ArmTemplate };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Compiles main.bicep with the linter off, so the template can still be read when only the linter
+ * objects (the lint failure is reported by .ci/bicep.sh on its own).
+ */
+export async function compileWithoutLinter(bicep: string, file: string): Promise<ArmTemplate> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-arm-'));
+  try {
+    const config = path.join(dir, 'bicepconfig.json');
+    fs.writeFileSync(config, JSON.stringify({ analyzers: { core: { enabled: false } } }));
+    const out = path.join(dir, 'main.json');
+    await run(bicep, ['build', file, '--config', config, '--outfile', out], { timeout: 120_000, maxBuffer: 16 << 20 });
+    return JSON.parse(fs.readFileSync(out, 'utf8')) as ArmTemplate;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Where a resource sits: its template and, for a module, the values its parent passes in. */
+export interface ArmScope {
+  template: ArmTemplate;
+  values?: Record<string, { value?: unknown }>;
+  parent?: ArmScope;
+}
+
+/** Every resource of the template and of its modules (nested deployments), with its scope. */
+export function* armResources(template: ArmTemplate, scope: ArmScope = { template }): Generator<{ resource: ArmResource; scope: ArmScope }> {
+  if (!Array.isArray(template.resources)) throw new Error('ARM template with symbolic resource names is not supported here');
+  for (const resource of template.resources) {
+    yield { resource, scope };
+    const nested = resource.type === 'Microsoft.Resources/deployments' ? resource.properties?.template : undefined;
+    if (nested) yield* armResources(nested, { template: nested, values: resource.properties?.parameters ?? {}, parent: scope });
+  }
+}
+
+export interface AppSetting {
+  name: string;
+  /** The value as written in the template: a literal, or an ARM expression "[...]". */
+  value: unknown;
+  scope: ArmScope;
+}
+
+/** The app settings of the template's Function App (Microsoft.Web/sites siteConfig.appSettings). */
+export function functionAppSettings(template: ArmTemplate): AppSetting[] {
+  const sites = [...armResources(template)].filter(({ resource }) => resource.type === 'Microsoft.Web/sites');
+  if (sites.length !== 1) throw new Error(`expected one Microsoft.Web/sites resource, found ${sites.length}`);
+  const [{ resource, scope }] = sites;
+  return (resource.properties?.siteConfig?.appSettings ?? []).map(({ name, value }) => ({ name, value, scope }));
+}
+
+/**
+ * The main.bicep parameter an app setting comes straight from, when its value is a plain parameter
+ * reference ("[parameters('x')]" or "[string(parameters('x'))]") followed up through the modules.
+ * Undefined for literals and computed values (resource names, Key Vault references...).
+ */
+export function sourceParameter(value: unknown, scope: ArmScope): { name: string; defaultValue?: string } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const ref = /^\[(?:string\()?parameters\('([^']+)'\)\)?\]$/.exec(value);
+  if (!ref) return undefined;
+  const name = ref[1];
+  if (scope.parent) {
+    const passed = scope.values?.[name];
+    return passed && 'value' in passed ? sourceParameter(passed.value, scope.parent) : undefined;
+  }
+  const declared = scope.template.parameters?.[name];
+  if (!declared) return undefined;
+  return { name, defaultValue: declared.defaultValue === undefined ? undefined : String(declared.defaultValue) };
+}
