@@ -61,7 +61,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
   });
 
   const run = (cycleOptions: CycleOptions) =>
-    runCycle({ entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2 }, cycleOptions);
+    runCycle({ entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync }, cycleOptions);
 
   return {
     settings,

@@ -16,6 +16,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { registerSecret } from './log';
 import { isLoopbackHost } from './net';
+import { DEFAULT_MAPPINGS, parseMappings, type SyncConfig } from './sync/mapping';
+import { parseScopingFilters } from './sync/scoping';
 
 export interface SettingSpec {
   name: string;
@@ -123,6 +125,41 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: '40',
   },
   {
+    name: 'SYNC_SCOPE',
+    required: false,
+    default: 'assigned',
+    description: '`assigned`: users assigned to the app directly or through a group (Entra\'s default); `all`: every user in the tenant (then scoping filters decide).',
+    example: 'assigned',
+  },
+  {
+    name: 'EXPAND_NESTED_GROUPS',
+    required: false,
+    default: 'false',
+    description: '`true` brings in members of groups nested inside assigned groups (Entra cannot do this); `false` takes direct members only, as Entra does.',
+    example: 'false',
+  },
+  {
+    name: 'SCOPING_FILTERS',
+    required: false,
+    default: '',
+    description: 'Entra-style scoping filters as JSON: clauses ANDed within a filter, filters ORed. Empty: everyone in scope.',
+    example: '[{"name":"Sales","clauses":[{"attribute":"department","operator":"EQUALS","value":"Sales"}]}]',
+  },
+  {
+    name: 'ATTRIBUTE_MAPPINGS',
+    required: false,
+    default: '',
+    description: 'Attribute mappings as JSON (replaces the TeamViewer gallery defaults). Each: target, one of source/constant/expression, apply always|create, default.',
+    example: '[{"target":"userName","source":"userPrincipalName"},{"target":"displayName","expression":"Join(\" \", [givenName], [surname])"}]',
+  },
+  {
+    name: 'SKIP_OUT_OF_SCOPE_DELETIONS',
+    required: false,
+    default: 'false',
+    description: '`true` leaves users who leave scope (unassigned or filtered out) active in TeamViewer; disabled and deleted accounts are still deactivated.',
+    example: 'false',
+  },
+  {
     name: 'STATE_TABLE_PREFIX',
     required: false,
     default: 'tvsync',
@@ -153,6 +190,8 @@ export interface Settings {
   syncIntervalMinutes: number;
   tablePrefix: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Scope, scoping filters, mappings, skip-out-of-scope-deletions. */
+  sync: SyncConfig;
 }
 
 export interface SettingProblem {
@@ -304,6 +343,39 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     problems.push({ setting: 'LOG_LEVEL', problem: `"${logLevel}" must be debug, info, warn or error` });
   }
 
+  const bool = (name: string): boolean => {
+    const value = (get(name) ?? 'false').toLowerCase();
+    if (value !== 'true' && value !== 'false') problems.push({ setting: name, problem: `"${value}" must be true or false` });
+    return value === 'true';
+  };
+  const scope = get('SYNC_SCOPE') ?? 'assigned';
+  if (scope !== 'assigned' && scope !== 'all') problems.push({ setting: 'SYNC_SCOPE', problem: `"${scope}" must be assigned or all` });
+  const sync: SyncConfig = {
+    scope: scope === 'all' ? 'all' : 'assigned',
+    expandNestedGroups: bool('EXPAND_NESTED_GROUPS'),
+    skipOutOfScopeDeletions: bool('SKIP_OUT_OF_SCOPE_DELETIONS'),
+    filters: [],
+    mappings: [...DEFAULT_MAPPINGS],
+  };
+  const filtersText = get('SCOPING_FILTERS') ?? '';
+  if (filtersText) {
+    try {
+      sync.filters = parseScopingFilters(filtersText);
+    } catch (err) {
+      const listed = (err as { problems?: Array<{ message: string }> }).problems;
+      for (const p of listed?.length ? listed.map((x) => x.message) : [(err as Error).message]) problems.push({ setting: 'SCOPING_FILTERS', problem: p });
+    }
+  }
+  const mappingsText = get('ATTRIBUTE_MAPPINGS') ?? '';
+  if (mappingsText) {
+    try {
+      sync.mappings = parseMappings(mappingsText);
+    } catch (err) {
+      const listed = (err as { problems?: string[] }).problems;
+      for (const p of listed?.length ? listed : [(err as Error).message]) problems.push({ setting: 'ATTRIBUTE_MAPPINGS', problem: p });
+    }
+  }
+
   const storage = parseStorage(get, problems);
   const settings: Settings = {
     storage,
@@ -316,6 +388,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     syncIntervalMinutes: integer('SYNC_INTERVAL_MINUTES', 5, 1440),
     tablePrefix,
     logLevel: logLevel as Settings['logLevel'],
+    sync,
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');

@@ -6,13 +6,17 @@
 import type { InvocationContext } from '@azure/functions';
 import { createApp, type App } from './app';
 import { loadSettings } from './config';
-import { createLogger, type Logger } from './log';
+import { createLogger, type Logger, type LogLevel } from './log';
 
 let current: InvocationContext | null = null;
 let appPromise: Promise<App> | null = null;
+/** Raised to LOG_LEVEL once settings are read (debug until then, so start-up problems show). */
+let minLevel: LogLevel = 'debug';
+const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 /** Lines go to the invocation being served (so they carry its id), else to the console. */
 const logger: Logger = createLogger((level, message, fields) => {
+  if (ORDER[level] < ORDER[minLevel]) return;
   const line = fields && Object.keys(fields).length > 0 ? `${message} ${JSON.stringify(fields)}` : message;
   const ctx = current;
   if (ctx) {
@@ -28,7 +32,11 @@ const logger: Logger = createLogger((level, message, fields) => {
 export function getApp(context?: InvocationContext): Promise<App> {
   if (context) current = context;
   if (!appPromise) {
-    appPromise = (async () => createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger }))();
+    appPromise = (async () => {
+      const settings = loadSettings({ env: process.env, localSettingsDir: null });
+      minLevel = settings.logLevel;
+      return createApp(settings, { logger });
+    })();
     // A failed start (bad settings, storage down) is retried on the next invocation.
     appPromise.catch(() => {
       appPromise = null;

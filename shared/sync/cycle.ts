@@ -11,11 +11,14 @@
  *   action counts as done; progress and counts go to the cycle row as work completes.
  * - A dry run writes nothing, neither to TeamViewer nor to state.
  * - A TeamViewer 401/403 (token or permission) stops the cycle from starting further writes.
+ *
+ * Personal data: lines that name a user (UPN) are logged at debug only, which host.json keeps out
+ * of Application Insights; info and warn lines carry counts and ids.
  */
 import type { Logger } from '../log';
 import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
-import { mapUser, diff, type AttributeChange } from './mapping';
+import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
 import { plan, type Action, type ActionKind } from './planner';
 import {
   emptyCounts,
@@ -32,7 +35,7 @@ import {
 
 /** What the cycle needs from Entra (EntraReader implements it). */
 export interface EntraSource {
-  readAssignedUsers(): Promise<{ users: AssignedUser[] }>;
+  readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] }): Promise<{ users: AssignedUser[] }>;
 }
 
 /** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
@@ -62,6 +65,8 @@ export interface CycleDeps {
   logger: Logger;
   /** Most actions applied at once (the TeamViewer client bounds its own requests too). */
   concurrency: number;
+  /** Scope, scoping filters and mappings (defaults: Entra's gallery app for TeamViewer). */
+  config?: SyncConfig;
   now?: () => Date;
 }
 
@@ -126,7 +131,12 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   const startedAt = now();
   const recent = await deps.state.listCycles(10);
   if (!dryRun) await closeInterruptedCycles(deps, recent, startedAt);
-  const kind: CycleKind = recent.some((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial')) ? 'incremental' : 'initial';
+  const config = deps.config ?? DEFAULT_SYNC_CONFIG;
+  const hash = configHash(config);
+  const lastGood = recent.find((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial'));
+  // A changed scope or mapping means every user must be looked at again: a new initial cycle.
+  const kind: CycleKind = lastGood && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
+  if (lastGood && kind === 'initial') log.info('scope, scoping filters or mappings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
 
   const record: CycleRecord = {
@@ -142,6 +152,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     planned: 0,
     done: 0,
     heartbeatAt: startedAt.toISOString(),
+    configHash: hash,
     failures: [],
   };
   const progress = (phase: CyclePhase) => options.onProgress?.({ phase, done: record.done ?? 0, total: record.planned });
@@ -167,7 +178,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   try {
     progress('reading Entra ID');
-    const { users } = await deps.entra.readAssignedUsers();
+    const { users } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config) });
     record.imported = users.length;
     progress('reading TeamViewer');
     const [links, teamViewer, owner] = await Promise.all([
@@ -179,8 +190,8 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       }),
     ]);
     progress('planning');
-    const desired = users.map(mapUser);
-    const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []) });
+    const desired = users.map((u) => mapUser(u, config));
+    const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions });
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
@@ -225,6 +236,11 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   }
   progress('finished');
   log.info(`cycle ${cycleId} ${record.result}`, { cycleId, result: record.result, ...record.counts });
+  const warnings = reports.filter((r) => r.status === 'warning').length;
+  if (record.counts.failed > 0 || warnings > 0) {
+    // Counts only: who and why live in state (status, tvsync status), not in Application Insights.
+    log.warn(`cycle ${cycleId}: ${record.counts.failed} user(s) failed and ${warnings} need attention; run "tvsync status" or open the status page for who and why`, { cycleId, failed: record.counts.failed, warnings });
+  }
   return {
     cycleId,
     kind,
@@ -320,14 +336,16 @@ async function applyAction(action: Action, link: Link | undefined, deps: CycleDe
   });
   const fail = (err: unknown): ActionReport => {
     const info = errorInfo(err);
-    deps.logger.warn(`${action.kind} failed for ${action.userPrincipalName}: ${info.message}`, { entraId: action.entraId, code: info.code });
+    deps.logger.debug(`${action.kind} failed for ${action.userPrincipalName}: ${info.message}`, { entraId: action.entraId, code: info.code });
     return { ...reportOf(action, 'failure'), error: info };
   };
 
   try {
     switch (action.kind) {
+      case 'fail':
+        return { ...reportOf(action, 'failure'), error: { code: action.code, message: action.reason } };
       case 'skip':
-        if (action.warning) deps.logger.warn(`skipped ${action.userPrincipalName}: ${action.reason}`, { entraId: action.entraId });
+        if (action.warning) deps.logger.debug(`skipped ${action.userPrincipalName}: ${action.reason}`, { entraId: action.entraId });
         return reportOf(action, action.warning ? 'warning' : 'skipped');
       case 'unlink':
         await state.deleteLink(action.entraId);
@@ -377,7 +395,7 @@ async function applyCreate(
     pending: 'create',
   });
   if (action.replacesTeamViewerId) {
-    deps.logger.warn(`TeamViewer user ${action.replacesTeamViewerId} linked to ${action.userPrincipalName} no longer exists; creating a new one`, { entraId: action.entraId });
+    deps.logger.debug(`TeamViewer user ${action.replacesTeamViewerId} linked to ${action.userPrincipalName} no longer exists; creating a new one`, { entraId: action.entraId });
   }
   try {
     const created = await deps.teamViewer.createUser(draft);
@@ -406,7 +424,7 @@ async function applyCreate(
       throw err;
     }
     const match = found[0];
-    deps.logger.info(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
+    deps.logger.debug(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
     await deps.state.putLink(linkFor(match));
     const { patch } = diff(action.desired, match);
     if (Object.keys(patch).length > 0) await deps.state.putLink(linkFor(await deps.teamViewer.patchUser(match.id, patch)));

@@ -23,6 +23,12 @@ export interface AssignedUser extends EntraUser {
   viaGroups: string[];
   /** App role ids of every assignment that brings the user in (direct or through a group). */
   appRoleIds: string[];
+  /** App role values (e.g. "User") of those assignments, for SingleAppRoleAssignment. */
+  appRoleValues?: string[];
+  /** Extra Graph properties the mappings and scoping filters name, by canonical attribute name. */
+  attributes?: Record<string, unknown>;
+  /** With SYNC_SCOPE=all: false for users read from the tenant but not assigned to the app. */
+  assigned?: boolean;
 }
 
 /** A user as TeamViewer returns it over SCIM (normalised: one email, name parts split out). */
@@ -113,6 +119,8 @@ export interface CycleRecord {
   heartbeatAt?: string;
   /** Actions done so far (for the progress bar) out of `planned`. */
   done?: number;
+  /** Hash of scope, scoping filters and mappings: a change starts a new initial cycle. */
+  configHash?: string;
   /** Per-user failures of this cycle (at most 50 kept), for status. */
   failures?: UserFailure[];
 }

@@ -26,7 +26,8 @@ export type Action =
   | (ActionBase & { kind: 'update' | 'enable'; teamViewerId: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'disable'; teamViewerId: string; reason: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'unlink'; teamViewerId: string | null; reason: string })
-  | (ActionBase & { kind: 'skip'; reason: string; teamViewerId?: string; warning?: boolean });
+  | (ActionBase & { kind: 'skip'; reason: string; teamViewerId?: string; warning?: boolean })
+  | (ActionBase & { kind: 'fail'; code: string; reason: string; teamViewerId?: string });
 
 export type ActionKind = Action['kind'];
 
@@ -38,12 +39,18 @@ export interface PlanInput {
   teamViewer: TeamViewerUser[];
   /** TeamViewer ids that must never be disabled (the account that owns the API token). */
   protectedTeamViewerIds?: ReadonlySet<string>;
+  /** SKIP_OUT_OF_SCOPE_DELETIONS: users leaving scope stay active (disabled accounts are still disabled). */
+  skipOutOfScopeDeletions?: boolean;
+  /** Why linked users that were not read from Entra are gone (default: unassigned). */
+  goneReasons?: ReadonlyMap<string, string>;
 }
 
 export interface Plan {
   actions: Action[];
   /** Users already as they should be. */
   unchanged: number;
+  /** Users read from Entra that are out of scope and not managed by us (nothing to do). */
+  outOfScope: number;
 }
 
 const key = (userName: string) => userName.toLowerCase();
@@ -64,6 +71,7 @@ export function plan(input: PlanInput): Plan {
 
   const actions: Action[] = [];
   let unchanged = 0;
+  let outOfScope = 0;
   const seen = new Set<string>();
 
   for (const user of input.users) {
@@ -72,13 +80,20 @@ export function plan(input: PlanInput): Plan {
     const link = linkByEntra.get(user.entraId);
     const current = link?.teamViewerId ? tvById.get(link.teamViewerId) : undefined;
 
+    if (user.error && !user.notEntitled) {
+      actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, ...(current ? { teamViewerId: current.id } : {}) });
+      continue;
+    }
     if (current) {
       if (!user.entitled) {
         if (!current.active) unchanged++;
+        else if (input.skipOutOfScopeDeletions && user.notEntitled?.kind === 'out-of-scope') {
+          actions.push({ ...base, kind: 'skip', teamViewerId: current.id, reason: `left active (SKIP_OUT_OF_SCOPE_DELETIONS): ${user.notEntitled.reason}` });
+        }
         else if (protectedIds.has(current.id)) {
-          actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (${user.notEntitledReason ?? 'not entitled'})` });
+          actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (${user.notEntitled?.reason ?? 'not entitled'})` });
         } else {
-          actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: user.notEntitledReason ?? 'not entitled', patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
+          actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: user.notEntitled?.reason ?? 'not entitled', patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
         }
         continue;
       }
@@ -96,13 +111,16 @@ export function plan(input: PlanInput): Plan {
     if (!user.entitled) {
       if (link) {
         actions.push({ ...base, kind: 'unlink', teamViewerId: link.teamViewerId, reason: vanished ? `TeamViewer user ${vanished} no longer exists and the user is not entitled` : 'an interrupted create left no TeamViewer user and the user is not entitled' });
-      } else if (candidates.length === 1 && candidates[0].active && !protectedIds.has(candidates[0].id)) {
-        // Assigned, disabled in Entra, and already in TeamViewer under the same login: manage it
-        // and make it inactive, as Entra does for a matched user that is soft-deleted.
+      } else if (user.notEntitled?.kind === 'disabled' && candidates.length === 1 && candidates[0].active && !protectedIds.has(candidates[0].id)) {
+        // In scope, disabled in Entra, and already in TeamViewer under the same login: manage it
+        // and make it inactive, as Entra does for a matched user that is soft-deleted. A user
+        // merely out of scope is never matched: we do not touch what we do not manage.
         const match = candidates[0];
         actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
+      } else if (user.notEntitled?.kind === 'out-of-scope') {
+        outOfScope++; // never ours, never touched: counted, not listed (a tenant may have 100k)
       } else {
-        actions.push({ ...base, kind: 'skip', reason: `not created: ${user.notEntitledReason ?? 'not entitled'}` });
+        actions.push({ ...base, kind: 'skip', reason: `not created: ${user.notEntitled?.reason ?? 'not entitled'}` });
       }
       continue;
     }
@@ -133,14 +151,17 @@ export function plan(input: PlanInput): Plan {
       actions.push({ ...base, kind: 'unlink', teamViewerId: link.teamViewerId, reason: link.teamViewerId ? `no longer assigned, and TeamViewer user ${link.teamViewerId} no longer exists` : 'no longer assigned; an interrupted create left no TeamViewer user' });
     } else if (!current.active) {
       unchanged++;
+    } else if (input.skipOutOfScopeDeletions && !input.goneReasons?.has(link.entraId)) {
+      actions.push({ ...base, kind: 'skip', teamViewerId: current.id, reason: 'left active (SKIP_OUT_OF_SCOPE_DELETIONS): no longer assigned to the TeamViewer application' });
     } else if (protectedIds.has(current.id)) {
       actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (no longer assigned in Entra ID)` });
     } else {
-      actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: 'no longer assigned to the TeamViewer application in Entra ID (or deleted)', patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
+      const reason = input.goneReasons?.get(link.entraId) ?? 'no longer assigned to the TeamViewer application in Entra ID';
+      actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason, patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
     }
   }
 
-  return { actions, unchanged };
+  return { actions, unchanged, outOfScope };
 }
 
 function userNameOf(user: DesiredUser): string {

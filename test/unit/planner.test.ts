@@ -185,4 +185,27 @@ describe('planner', () => {
     const create = result.actions[0] as Extract<Action, { kind: 'create' }>;
     expect(create.draft).toEqual({ userName: 'ann@contoso.com', active: true });
   });
+
+  it('When SKIP_OUT_OF_SCOPE_DELETIONS is on, then unassigned users stay active but deleted ones are still disabled', () => {
+    const links = [link('e1', 'u1', 'a@contoso.com'), link('e2', 'u2', 'b@contoso.com')];
+    const teamViewer = [tv('u1', 'a@contoso.com'), tv('u2', 'b@contoso.com')];
+    const result = plan({ users: [], links, teamViewer, skipOutOfScopeDeletions: true, goneReasons: new Map([['e2', 'soft-deleted in Entra ID']]) });
+    expect(result.actions).toEqual([
+      expect.objectContaining({ entraId: 'e1', kind: 'skip', reason: expect.stringMatching(/SKIP_OUT_OF_SCOPE_DELETIONS/) }),
+      expect.objectContaining({ entraId: 'e2', kind: 'disable', reason: 'soft-deleted in Entra ID' }),
+    ]);
+  });
+
+  it('When a user is filtered out of scope, then a matching unmanaged TeamViewer user is never touched or listed', () => {
+    const outOfScope = { ...mapUser(entra('e1', 'ann@contoso.com')), entitled: false, notEntitled: { kind: 'out-of-scope' as const, reason: 'filtered' } };
+    const result = plan({ users: [outOfScope], links: [], teamViewer: [tv('u9', 'ann@contoso.com')] });
+    expect(result.actions).toEqual([]);
+    expect(result.outOfScope).toBe(1);
+  });
+
+  it('When a mapping failed for a user, then that user fails and the others go on', () => {
+    const broken = { ...mapUser(entra('e1', 'ann@contoso.com')), entitled: false, error: { code: 'EXPRESSION_RUNTIME', message: 'two roles' } };
+    const result = plan({ users: [broken, mapUser(entra('e2', 'bob@contoso.com'))], links: [], teamViewer: [] });
+    expect(kinds(result.actions)).toEqual(['create:e2', 'fail:e1']);
+  });
 });
