@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { RestError, odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import { emptyCounts, type CycleCounts, type CycleRecord, type Link } from '../sync/model';
+import { emptyCounts, type CycleCounts, type CycleRecord, type Link, type UserFailure } from '../sync/model';
 import { StateConflictError, StateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
@@ -485,6 +485,10 @@ function encodeCycle(c: CycleRecord, rowKey: string): Entity {
     ...numbers,
   };
   if (c.finishedAt !== null) entity.finishedAt = c.finishedAt;
+  if (c.heartbeatAt) entity.heartbeatAt = c.heartbeatAt;
+  if (c.done !== undefined) entity.done = c.done;
+  if (c.configHash) entity.configHash = c.configHash;
+  if (c.failures && c.failures.length > 0) entity.failures = JSON.stringify(c.failures);
   if (c.error) {
     entity.errorCode = c.error.code;
     entity.errorMessage = c.error.message;
@@ -513,6 +517,21 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   };
   if (row.errorCode !== undefined || row.errorMessage !== undefined) {
     cycle.error = { code: read.string('errorCode'), message: read.string('errorMessage') };
+  }
+  const heartbeatAt = read.optionalString('heartbeatAt');
+  if (heartbeatAt !== null) cycle.heartbeatAt = heartbeatAt;
+  if (row.done !== undefined) cycle.done = read.count('done');
+  const configHash = read.optionalString('configHash');
+  if (configHash !== null) cycle.configHash = configHash;
+  const failures = read.optionalString('failures');
+  if (failures !== null) {
+    try {
+      const parsed: unknown = JSON.parse(failures);
+      if (!Array.isArray(parsed)) throw new Error('not a list');
+      cycle.failures = parsed as UserFailure[];
+    } catch {
+      throw corrupt(table, row, 'failures is not a JSON list');
+    }
   }
   return cycle;
 }

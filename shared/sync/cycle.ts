@@ -297,7 +297,7 @@ function count(record: CycleRecord, report: ActionReport): void {
         userPrincipalName: report.userPrincipalName,
         action: report.kind,
         code: report.error?.code ?? 'INTERNAL',
-        message: report.error?.message ?? '',
+        message: (report.error?.message ?? '').slice(0, 500),
         at: new Date().toISOString(),
       } satisfies UserFailure);
     }

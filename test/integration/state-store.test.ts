@@ -196,6 +196,10 @@ describe('cycles', () => {
       imported: 136,
       planned: 11,
       error: { code: 'TEAMVIEWER_THROTTLED', message: 'TeamViewer kept answering 429' },
+      heartbeatAt: '2026-11-28T21:01:58.000Z',
+      done: 11,
+      configHash: '0123456789abcdef',
+      failures: [{ entraId: 'e1', userPrincipalName: 'ann@contoso.com', action: 'create', code: 'TEAMVIEWER_CONFLICT', message: 'email in use', at: '2026-11-28T21:01:50.000Z' }],
     };
     await store.updateCycle(finished);
     expect(await store.getCycle(started.id)).toEqual(finished);
