@@ -13,6 +13,8 @@ import { TeamViewerClient } from './teamviewer/client';
 import { StateStore } from './state/store';
 import type { StorageTarget } from './state/target';
 import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
+import { acquireLease, LeaseHeldError } from './sync/lease';
+import { sleep } from './http/retry';
 import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
 
 export interface App {
@@ -21,7 +23,7 @@ export interface App {
   entra: EntraReader;
   teamViewer: TeamViewerClient;
   logger: Logger;
-  runCycle(options: CycleOptions): Promise<CycleReport>;
+  runCycle(options: CycleOptions & { waitMs?: number }): Promise<CycleReport>;
   /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
   beat(trigger: CycleOptions['trigger']): Promise<CycleReport | null>;
   status(now?: Date): Promise<StatusDocument>;
@@ -60,8 +62,28 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logger,
   });
 
-  const run = (cycleOptions: CycleOptions) =>
-    runCycle({ entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync }, cycleOptions);
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync };
+  /**
+   * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
+   * held lease is waited for that long before LeaseHeldError is thrown.
+   */
+  const run = async (cycleOptions: CycleOptions & { waitMs?: number }): Promise<CycleReport> => {
+    if (cycleOptions.dryRun) return runCycle(deps, cycleOptions);
+    const deadline = Date.now() + (cycleOptions.waitMs ?? 0);
+    for (;;) {
+      try {
+        const lease = await acquireLease(store, { purpose: `${cycleOptions.trigger} cycle`, logger });
+        try {
+          return await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
+        } finally {
+          await lease.release();
+        }
+      } catch (err) {
+        if (!(err instanceof LeaseHeldError) || Date.now() >= deadline) throw err;
+        await sleep(Math.min(2_000, Math.max(100, deadline - Date.now())));
+      }
+    }
+  };
 
   return {
     settings,
@@ -82,7 +104,13 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         logger.debug(`no cycle due until ${due.toISOString()}`);
         return null;
       }
-      return run({ trigger });
+      try {
+        return await run({ trigger });
+      } catch (err) {
+        if (!(err instanceof LeaseHeldError)) throw err;
+        logger.info(`a cycle is already running elsewhere; this beat does nothing (${err.message})`);
+        return null;
+      }
     },
     async status(now = new Date()) {
       return buildStatus(await store.listCycles(20), settings.syncIntervalMinutes, now);

@@ -10,11 +10,17 @@ import { loadSettings, rawSettings, SettingsError, type Settings } from './confi
 import { createLogger, type Logger, type LogLevel } from './log';
 import type { CycleReport, CyclePhase } from './sync/cycle';
 import type { StatusDocument } from './status';
+import { LeaseHeldError } from './sync/lease';
+
+/** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
+const DEFAULT_WAIT_SECONDS = 30;
 
 const USAGE = `tvsync — provision Microsoft Entra ID users into TeamViewer over SCIM 2.0
 
 Usage:
-  tvsync sync [--dry-run] [--json]   run one cycle now (--dry-run: show what would change, write nothing)
+  tvsync sync [--dry-run] [--json] [--wait S]
+                                     run one cycle now (--dry-run: show what would change, write nothing;
+                                     --wait: seconds to wait for a cycle already running, default 30)
   tvsync status [--json]             health, last cycle, next run, recent failures
   tvsync test-connection [--json]    check Table Storage, Microsoft Graph and the TeamViewer token
   tvsync help                        this text
@@ -36,10 +42,14 @@ class UsageError extends Error {}
 interface Parsed {
   command: string;
   flags: Set<string>;
+  values: Map<string, string>;
 }
 
+/** Options that take a value (the next argument). */
+const VALUE_OPTIONS = new Set(['--wait']);
+
 const COMMAND_FLAGS: Record<string, string[]> = {
-  sync: ['--dry-run', '--json'],
+  sync: ['--dry-run', '--json', '--wait'],
   status: ['--json'],
   'test-connection': ['--json'],
   help: [],
@@ -51,12 +61,20 @@ function parseArgs(argv: string[]): Parsed {
   const allowed = COMMAND_FLAGS[name];
   if (!allowed) throw new UsageError(`unknown command "${command}"`);
   const flags = new Set<string>();
-  for (const arg of rest) {
-    if (arg === '--help' || arg === '-h') return { command: 'help', flags };
+  const values = new Map<string, string>();
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i];
+    if (arg === '--help' || arg === '-h') return { command: 'help', flags, values };
     if (!allowed.includes(arg)) throw new UsageError(`"${arg}" is not an option of "tvsync ${name}"`);
-    flags.add(arg);
+    if (VALUE_OPTIONS.has(arg)) {
+      const value = rest[++i];
+      if (value === undefined || !/^\d+$/.test(value)) throw new UsageError(`${arg} needs a whole number of seconds`);
+      values.set(arg, value);
+    } else {
+      flags.add(arg);
+    }
   }
-  return { command: name, flags };
+  return { command: name, flags, values };
 }
 
 function stderrLogger(io: CliIo, level: LogLevel): Logger {
@@ -107,7 +125,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
   const json = parsed.flags.has('--json');
   switch (parsed.command) {
     case 'sync':
-      return sync(app, io, parsed.flags.has('--dry-run'), json);
+      return sync(app, io, parsed.flags.has('--dry-run'), json, Number(parsed.values.get('--wait') ?? DEFAULT_WAIT_SECONDS));
     case 'status':
       return status(app, io, json);
     case 'test-connection':
@@ -117,9 +135,16 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
   }
 }
 
-async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean): Promise<number> {
+async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSeconds: number): Promise<number> {
   const bar = io.err.isTTY && !json ? progressBar(io) : null;
-  const report = await app.runCycle({ dryRun, trigger: 'cli', onProgress: bar ?? undefined });
+  let report: CycleReport;
+  try {
+    report = await app.runCycle({ dryRun, trigger: 'cli', onProgress: bar ?? undefined, waitMs: waitSeconds * 1000 });
+  } catch (err) {
+    if (!(err instanceof LeaseHeldError)) throw err;
+    io.err.write(`tvsync: not run: ${err.message}. Nothing was done; try again when it has finished (tvsync status shows progress).\n`);
+    return 1;
+  }
   bar?.({ phase: 'finished', done: 0, total: 0 });
   if (json) {
     io.out.write(`${JSON.stringify(report, null, 2)}\n`);

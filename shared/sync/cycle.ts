@@ -67,6 +67,8 @@ export interface CycleDeps {
   concurrency: number;
   /** Scope, scoping filters and mappings (defaults: Entra's gallery app for TeamViewer). */
   config?: SyncConfig;
+  /** Aborted when the run lease is lost: no further TeamViewer write is started. */
+  signal?: AbortSignal;
   now?: () => Date;
 }
 
@@ -201,6 +203,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
     let abort: { code: string; message: string } | null = null;
     await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
+      if (!abort && deps.signal?.aborted) {
+        abort = errorInfo(deps.signal.reason);
+        log.error(`cycle ${cycleId} stops writing: ${abort.message}`, { cycleId, code: abort.code });
+      }
       const report = abort
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
         : dryRun

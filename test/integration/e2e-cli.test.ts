@@ -178,6 +178,30 @@ describe('tvsync sync, end to end', () => {
     expect(status.recentCycles.length).toBe(2);
   });
 
+  it('When a second sync starts while one runs, then it waits, then exits 1 saying so, and did nothing', async () => {
+    const w = await world({ teamViewer: { latencyMs: 200 } });
+    let second: Promise<Awaited<ReturnType<typeof runCli>>> | null = null;
+    const first = await runCli(['sync'], w.env, {
+      onStart: (child) => {
+        const poll = setInterval(() => {
+          if (!second && w.teamViewer.users().filter((u) => u.createdBy === 'scim').length >= 3) {
+            clearInterval(poll);
+            second = runCli(['sync', '--wait', '1'], w.env);
+          }
+        }, 5);
+        child.on('close', () => clearInterval(poll));
+      },
+    });
+    expect(first.code, first.stderr).toBe(0);
+    const refused = await second!;
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/another cycle is running \(cli cycle/);
+    expect(refused.stdout).toBe('');
+    expect([...byUserName(w).values()].every((n) => n === 1)).toBe(true);
+    const status = JSON.parse((await runCli(['status', '--json'], w.env)).stdout);
+    expect(status.recentCycles).toHaveLength(1);
+  });
+
   it('When a dry run is asked for, then it lists the changes and writes nothing to TeamViewer or state', async () => {
     const w = await world();
     const dry = await runCli(['sync', '--dry-run'], w.env);
