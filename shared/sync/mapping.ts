@@ -19,7 +19,7 @@
  *
  * Invariants:
  * - A null (or empty) value is never sent; an attribute whose mapped value is null is left out.
- * - preferredLanguage and ssoCustomerId are create-only (TeamViewer accepts them on create only).
+ * - preferredLanguage, ssoCustomerId, emails and the name parts are create-only (see CREATE_ONLY).
  * - `active` is always mapped: without it deprovisioning could not be expressed.
  * - Mapping one user never throws: a runtime expression error becomes that user's `error`.
  */
@@ -93,7 +93,19 @@ const TARGET_ALIASES: Record<string, TargetAttribute> = {
   ssocustomerid: 'ssoCustomerId',
   'urn:ietf:params:scim:schemas:extension:teamviewer:1.0:ssouser:ssocustomerid': 'ssoCustomerId',
 };
-const CREATE_ONLY: ReadonlySet<TargetAttribute> = new Set(['preferredLanguage', 'ssoCustomerId']);
+/**
+ * Sent on create only. TeamViewer accepts preferredLanguage and ssoCustomerId on create only; the
+ * email is the login (userName wins over it, so an "always" email mapping would fight the userName
+ * mapping every cycle and send verification mails), and givenName/familyName are derived from
+ * displayName (an "always" mapping would flip the display name back and forth).
+ */
+const CREATE_ONLY: ReadonlyMap<TargetAttribute, string> = new Map([
+  ['preferredLanguage', 'TeamViewer accepts it on create only'],
+  ['ssoCustomerId', 'TeamViewer accepts it on create only'],
+  ['emails', 'in TeamViewer the email is the login: map userName instead, or the two would fight every cycle'],
+  ['name.givenName', 'TeamViewer derives it from displayName: map displayName instead'],
+  ['name.familyName', 'TeamViewer derives it from displayName: map displayName instead'],
+]);
 
 export class MappingConfigError extends Error {
   readonly code = 'MAPPING_INVALID';
@@ -142,7 +154,10 @@ export function parseMappings(json: string | unknown): MappingRule[] {
     const apply = e.apply === undefined ? 'always' : e.apply;
     if (apply !== 'always' && apply !== 'create') problems.push(`${label}: "apply" must be "always" or "create"`);
     if (CREATE_ONLY.has(target) && apply === 'always' && e.apply !== undefined) {
-      problems.push(`${label}: TeamViewer accepts ${target} on create only; use "apply": "create"`);
+      problems.push(`${label}: ${target} can only be applied on create (${CREATE_ONLY.get(target)}); use "apply": "create"`);
+    }
+    if (target === 'active' && apply === 'create') {
+      problems.push(`${label}: active must apply always, or a reassigned user would never be re-enabled`);
     }
     if (e.default !== undefined && typeof e.default !== 'string') problems.push(`${label}: "default" must be text`);
     const rule: MappingRule = { target, applyOn: CREATE_ONLY.has(target) ? 'create' : (apply as ApplyOn) };

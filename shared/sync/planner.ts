@@ -7,7 +7,11 @@
  *   userName to an entitled Entra user.
  * - It never plans a create when a TeamViewer user with the same userName (compared without
  *   case: TeamViewer compares case-sensitively, Entra UPNs are case-insensitive) exists; it links
- *   that user instead, or reports the conflict when the match is ambiguous or already taken.
+ *   that user instead, or fails that Entra user when the match is ambiguous or already taken.
+ * - One TeamViewer user is tied to at most one Entra user: links and the links/creates planned
+ *   in this run claim TeamViewer ids and logins; a second claimant fails instead.
+ * - A pending intent (create sent, answer lost) is resolved against the snapshot by the userName
+ *   it was sent with, so the user it may have created is found — never orphaned or duplicated.
  * - A disabled (not entitled) Entra user is never created.
  * - Users protected by the caller (the token owner) are never disabled.
  * - An unchanged user produces no action: a cycle with no changes writes nothing to TeamViewer.
@@ -54,6 +58,7 @@ export interface Plan {
 }
 
 const key = (userName: string) => userName.toLowerCase();
+const DISABLE_CHANGE: AttributeChange[] = [{ attribute: 'active', old: true, new: false }];
 
 export function plan(input: PlanInput): Plan {
   const protectedIds = input.protectedTeamViewerIds ?? new Set<string>();
@@ -64,49 +69,94 @@ export function plan(input: PlanInput): Plan {
     list.push(u);
     tvByName.set(key(u.userName), list);
   }
+  // TeamViewer ids tied to an Entra user (by a link, or by an action planned in this run): never
+  // matched to a second one. Claims made while planning go in too, so two Entra users can never
+  // end up linked to one TeamViewer user.
+  const claimed = new Map<string, string>();
+  for (const l of input.links) if (l.teamViewerId) claimed.set(l.teamViewerId, l.entraId);
+  const unclaimed = (userName: string, entraId: string) =>
+    (tvByName.get(key(userName)) ?? []).filter((u) => !claimed.has(u.id) || claimed.get(u.id) === entraId);
+
+  /**
+   * The TeamViewer user a link stands for. A pending intent (a create whose answer was lost) is
+   * resolved by the userName it was sent with: the create may well have happened.
+   */
+  const resolve = (link: Link | undefined): { current?: TeamViewerUser; fromIntent: boolean; ambiguous?: TeamViewerUser[] } => {
+    if (!link) return { fromIntent: false };
+    if (link.teamViewerId) return { current: tvById.get(link.teamViewerId), fromIntent: false };
+    const found = unclaimed(link.userName, link.entraId);
+    if (found.length > 1) return { fromIntent: true, ambiguous: found };
+    if (found.length === 1) claimed.set(found[0].id, link.entraId);
+    return { current: found[0], fromIntent: true };
+  };
+
+  // Two Entra users whose mapped userName is the same login can never both be provisioned.
+  const wanted = new Map<string, number>();
   const linkByEntra = new Map(input.links.map((l) => [l.entraId, l]));
-  // TeamViewer ids already tied to an Entra user: never matched to a second one.
-  const linkedTvIds = new Map<string, string>();
-  for (const l of input.links) if (l.teamViewerId) linkedTvIds.set(l.teamViewerId, l.entraId);
+  for (const user of input.users) {
+    if (user.entitled && !user.error && !linkByEntra.get(user.entraId)?.teamViewerId) wanted.set(key(userNameOf(user)), (wanted.get(key(userNameOf(user))) ?? 0) + 1);
+  }
 
   const actions: Action[] = [];
   let unchanged = 0;
   let outOfScope = 0;
   const seen = new Set<string>();
 
+  /** A TeamViewer user we manage that should not be active (any reason). */
+  const deprovision = (base: ActionBase, current: TeamViewerUser, fromIntent: boolean, kind: NotEntitledKind, reason: string) => {
+    const linkOnly = (patch: TeamViewerPatch, changes: AttributeChange[]) =>
+      actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+    if (!current.active) {
+      if (fromIntent) linkOnly({}, []);
+      else unchanged++;
+    } else if (input.skipOutOfScopeDeletions && kind === 'out-of-scope') {
+      if (fromIntent) linkOnly({}, []);
+      actions.push({ ...base, kind: 'skip', teamViewerId: current.id, reason: `left active (SKIP_OUT_OF_SCOPE_DELETIONS): ${reason}` });
+    } else if (protectedIds.has(current.id)) {
+      if (fromIntent) linkOnly({}, []);
+      actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (${reason})` });
+    } else if (fromIntent) {
+      linkOnly({ active: false }, DISABLE_CHANGE);
+    } else {
+      actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason, patch: { active: false }, changes: DISABLE_CHANGE });
+    }
+  };
+
   for (const user of input.users) {
     seen.add(user.entraId);
     const base = { entraId: user.entraId, userPrincipalName: user.userPrincipalName };
     const link = linkByEntra.get(user.entraId);
-    const current = link?.teamViewerId ? tvById.get(link.teamViewerId) : undefined;
+    const { current, fromIntent, ambiguous } = resolve(link);
 
-    if (user.error && !user.notEntitled) {
-      actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, ...(current ? { teamViewerId: current.id } : {}) });
+    if (ambiguous) {
+      actions.push({ ...base, kind: 'fail', code: 'AMBIGUOUS_MATCH', reason: ambiguousReason(ambiguous, link!.userName) });
       continue;
     }
     if (current) {
-      if (!user.entitled) {
-        if (!current.active) unchanged++;
-        else if (input.skipOutOfScopeDeletions && user.notEntitled?.kind === 'out-of-scope') {
-          actions.push({ ...base, kind: 'skip', teamViewerId: current.id, reason: `left active (SKIP_OUT_OF_SCOPE_DELETIONS): ${user.notEntitled.reason}` });
-        }
-        else if (protectedIds.has(current.id)) {
-          actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (${user.notEntitled?.reason ?? 'not entitled'})` });
-        } else {
-          actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: user.notEntitled?.reason ?? 'not entitled', patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
-        }
-        continue;
+      if (!user.entitled && user.notEntitled) {
+        deprovision(base, current, fromIntent, user.notEntitled.kind, user.notEntitled.reason);
+      } else if (user.error) {
+        actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, teamViewerId: current.id });
+      } else {
+        const { patch, changes } = guardOwner(diff(user, current), current, protectedIds, base, actions);
+        if (fromIntent) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+        else if (changes.length === 0) unchanged++;
+        else if (patch.active === false) actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: 'the active mapping gave False', patch, changes });
+        else actions.push({ ...base, kind: patch.active === true ? 'enable' : 'update', teamViewerId: current.id, patch, changes });
       }
-      const { patch, changes } = diff(user, current);
-      if (changes.length === 0) unchanged++;
-      else actions.push({ ...base, kind: patch.active === true ? 'enable' : 'update', teamViewerId: current.id, patch, changes });
       continue;
     }
 
-    // Not linked, or linked to a TeamViewer user that is gone, or a create was interrupted.
-    const vanished = link?.teamViewerId ? link.teamViewerId : undefined;
-    const candidates = (tvByName.get(key(userNameOf(user))) ?? []).filter((u) => linkedTvIds.get(u.id) === undefined || linkedTvIds.get(u.id) === user.entraId);
-    const taken = (tvByName.get(key(userNameOf(user))) ?? []).filter((u) => linkedTvIds.has(u.id) && linkedTvIds.get(u.id) !== user.entraId);
+    // Not linked, linked to a TeamViewer user that is gone, or an intent that found nothing.
+    const vanished = link?.teamViewerId ?? undefined;
+    if (user.error) {
+      // Without a trustworthy userName nothing may be matched: fail (or leave alone) this user only.
+      if (!user.notEntitled) actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message });
+      else if (link) actions.push({ ...base, kind: 'unlink', teamViewerId: link.teamViewerId, reason: 'not entitled, and no TeamViewer user is linked' });
+      continue;
+    }
+    const userName = userNameOf(user);
+    const candidates = unclaimed(userName, user.entraId);
 
     if (!user.entitled) {
       if (link) {
@@ -116,7 +166,8 @@ export function plan(input: PlanInput): Plan {
         // and make it inactive, as Entra does for a matched user that is soft-deleted. A user
         // merely out of scope is never matched: we do not touch what we do not manage.
         const match = candidates[0];
-        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
+        claimed.set(match.id, user.entraId);
+        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: DISABLE_CHANGE });
       } else if (user.notEntitled?.kind === 'out-of-scope') {
         outOfScope++; // never ours, never touched: counted, not listed (a tenant may have 100k)
       } else {
@@ -125,18 +176,24 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
 
+    if ((wanted.get(key(userName)) ?? 0) > 1) {
+      actions.push({ ...base, kind: 'fail', code: 'USERNAME_CLAIMED_TWICE', reason: `${wanted.get(key(userName))} Entra users map to the TeamViewer login ${userName}; none of them is provisioned until only one does` });
+      continue;
+    }
     if (candidates.length > 1) {
-      actions.push({ ...base, kind: 'skip', warning: true, reason: `ambiguous match: ${candidates.length} TeamViewer users (${candidates.map((c) => `${c.id} "${c.userName}"`).join(', ')}) have the userName ${userNameOf(user)} apart from letter case; link one by hand or remove the other` });
+      actions.push({ ...base, kind: 'fail', code: 'AMBIGUOUS_MATCH', reason: ambiguousReason(candidates, userName) });
       continue;
     }
     if (candidates.length === 1) {
       const match = candidates[0];
-      const { patch, changes } = diff(user, match);
+      claimed.set(match.id, user.entraId);
+      const { patch, changes } = guardOwner(diff(user, match), match, protectedIds, base, actions);
       actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch, changes });
       continue;
     }
-    if (taken.length > 0) {
-      actions.push({ ...base, kind: 'skip', warning: true, reason: `userName conflict: TeamViewer user ${taken[0].id} "${taken[0].userName}" is already linked to another Entra user (${linkedTvIds.get(taken[0].id)})` });
+    const taken = (tvByName.get(key(userName)) ?? []).find((u) => claimed.has(u.id));
+    if (taken) {
+      actions.push({ ...base, kind: 'fail', code: 'USERNAME_CONFLICT', reason: `TeamViewer user ${taken.id} "${taken.userName}" is already linked to another Entra user (${claimed.get(taken.id)}); if that person left and the login was reused, run tvsync restart --full or remove the old link` });
       continue;
     }
     actions.push({ ...base, kind: 'create', draft: draftFor(user), desired: user, ...(vanished ? { replacesTeamViewerId: vanished } : {}) });
@@ -146,22 +203,38 @@ export function plan(input: PlanInput): Plan {
   for (const link of input.links) {
     if (seen.has(link.entraId)) continue;
     const base = { entraId: link.entraId, userPrincipalName: link.userPrincipalName };
-    const current = link.teamViewerId ? tvById.get(link.teamViewerId) : undefined;
-    if (!current) {
+    const { current, fromIntent, ambiguous } = resolve(link);
+    if (ambiguous) {
+      actions.push({ ...base, kind: 'skip', warning: true, reason: `no longer assigned, but an interrupted create left ${ambiguousReason(ambiguous, link.userName)}` });
+    } else if (!current) {
       actions.push({ ...base, kind: 'unlink', teamViewerId: link.teamViewerId, reason: link.teamViewerId ? `no longer assigned, and TeamViewer user ${link.teamViewerId} no longer exists` : 'no longer assigned; an interrupted create left no TeamViewer user' });
-    } else if (!current.active) {
-      unchanged++;
-    } else if (input.skipOutOfScopeDeletions && !input.goneReasons?.has(link.entraId)) {
-      actions.push({ ...base, kind: 'skip', teamViewerId: current.id, reason: 'left active (SKIP_OUT_OF_SCOPE_DELETIONS): no longer assigned to the TeamViewer application' });
-    } else if (protectedIds.has(current.id)) {
-      actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (no longer assigned in Entra ID)` });
     } else {
-      const reason = input.goneReasons?.get(link.entraId) ?? 'no longer assigned to the TeamViewer application in Entra ID';
-      actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason, patch: { active: false }, changes: [{ attribute: 'active', old: true, new: false }] });
+      const gone = input.goneReasons?.get(link.entraId);
+      deprovision(base, current, fromIntent, gone ? 'deleted' : 'out-of-scope', gone ?? 'no longer assigned to the TeamViewer application in Entra ID');
     }
   }
 
   return { actions, unchanged, outOfScope };
+}
+
+type NotEntitledKind = NonNullable<DesiredUser['notEntitled']>['kind'];
+
+/** The token owner is never made inactive, whatever the active mapping says. */
+function guardOwner(
+  result: { patch: TeamViewerPatch; changes: AttributeChange[] },
+  current: TeamViewerUser,
+  protectedIds: ReadonlySet<string>,
+  base: ActionBase,
+  actions: Action[],
+): { patch: TeamViewerPatch; changes: AttributeChange[] } {
+  if (result.patch.active !== false || !protectedIds.has(current.id)) return result;
+  const { active: _dropped, ...patch } = result.patch;
+  actions.push({ ...base, kind: 'skip', teamViewerId: current.id, warning: true, reason: `not disabled: ${current.userName} owns the TeamViewer API token tvsync uses (the active mapping gave False)` });
+  return { patch, changes: result.changes.filter((c) => c.attribute !== 'active') };
+}
+
+function ambiguousReason(candidates: TeamViewerUser[], userName: string): string {
+  return `${candidates.length} TeamViewer users (${candidates.map((c) => `${c.id} "${c.userName}"`).join(', ')}) have the userName ${userName} apart from letter case; link one by hand or remove the other`;
 }
 
 function userNameOf(user: DesiredUser): string {

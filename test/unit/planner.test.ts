@@ -74,8 +74,8 @@ describe('planner', () => {
   it('When two TeamViewer users match one Entra user apart from case, then it reports and does not guess', () => {
     const result = plan({ users: [mapUser(entra('e1', 'ann@contoso.com'))], links: [], teamViewer: [tv('u1', 'Ann@contoso.com'), tv('u2', 'ann@contoso.com')] });
     expect(result.actions).toHaveLength(1);
-    expect(result.actions[0]).toMatchObject({ kind: 'skip', warning: true });
-    expect((result.actions[0] as { reason: string }).reason).toMatch(/ambiguous.*u1.*u2/);
+    expect(result.actions[0]).toMatchObject({ kind: 'fail', code: 'AMBIGUOUS_MATCH' });
+    expect((result.actions[0] as { reason: string }).reason).toMatch(/2 TeamViewer users.*u1.*u2/);
   });
 
   it('When the display name changed, then only displayName is patched', () => {
@@ -171,7 +171,7 @@ describe('planner', () => {
       teamViewer: [tv('u1', 'ann@contoso.com')],
     });
     expect(result.actions).toEqual(
-      expect.arrayContaining([expect.objectContaining({ entraId: 'e2', kind: 'skip', reason: expect.stringMatching(/already linked/) })]),
+      expect.arrayContaining([expect.objectContaining({ entraId: 'e2', kind: 'fail', code: 'USERNAME_CONFLICT', reason: expect.stringMatching(/already linked/) })]),
     );
     expect(result.actions.some((a) => a.entraId === 'e2' && a.kind === 'create')).toBe(false);
   });
@@ -207,5 +207,54 @@ describe('planner', () => {
     const broken = { ...mapUser(entra('e1', 'ann@contoso.com')), entitled: false, error: { code: 'EXPRESSION_RUNTIME', message: 'two roles' } };
     const result = plan({ users: [broken, mapUser(entra('e2', 'bob@contoso.com'))], links: [], teamViewer: [] });
     expect(kinds(result.actions)).toEqual(['create:e2', 'fail:e1']);
+  });
+
+  it('When two Entra users map to the same login, then neither is linked or created (one TeamViewer user, one owner)', () => {
+    const a = mapUser(entra('e1', 'john@contoso.com'));
+    const b = { ...mapUser(entra('e2', 'adm-john@contoso.com')), attributes: { ...mapUser(entra('e2', 'adm-john@contoso.com')).attributes, userName: { value: 'JOHN@contoso.com', applyOn: 'always' as const } } };
+    for (const teamViewer of [[], [tv('u1', 'john@contoso.com')]]) {
+      const result = plan({ users: [a, b], links: [], teamViewer });
+      expect(kinds(result.actions)).toEqual(['fail:e1', 'fail:e2']);
+      expect(result.actions.every((x) => x.kind === 'fail' && x.code === 'USERNAME_CLAIMED_TWICE')).toBe(true);
+    }
+  });
+
+  it('When a create was interrupted and the user was then unassigned, then the user it made is found and disabled', () => {
+    const result = plan({ users: [], links: [link('e1', null, 'a@contoso.com', { pending: 'create' })], teamViewer: [tv('u7', 'a@contoso.com')] });
+    expect(result.actions).toEqual([expect.objectContaining({ kind: 'link', teamViewerId: 'u7', patch: { active: false } })]);
+  });
+
+  it('When a create was interrupted and the user was then disabled, then the user it made is found and disabled', () => {
+    const result = plan({ users: [mapUser(entra('e1', 'a@contoso.com', { accountEnabled: false }))], links: [link('e1', null, 'a@contoso.com', { pending: 'create' })], teamViewer: [tv('u7', 'a@contoso.com')] });
+    expect(result.actions).toEqual([expect.objectContaining({ kind: 'link', teamViewerId: 'u7', patch: { active: false } })]);
+  });
+
+  it('When a create was interrupted and the UPN then renamed, then the user it made is linked and renamed, not duplicated', () => {
+    const result = plan({
+      users: [mapUser(entra('e1', 'new@contoso.com', { displayName: 'Name e1' }))],
+      links: [link('e1', null, 'old@contoso.com', { pending: 'create' })],
+      teamViewer: [tv('u7', 'old@contoso.com', { displayName: 'Name e1' })],
+    });
+    expect(result.actions).toEqual([expect.objectContaining({ kind: 'link', teamViewerId: 'u7', patch: { userName: 'new@contoso.com' } })]);
+  });
+
+  it('When the active mapping gives False for the token owner, then the owner is not deactivated', () => {
+    const owner = { ...mapUser(entra('e1', 'admin@contoso.com', { displayName: 'Name e1' })) };
+    owner.attributes = { ...owner.attributes, active: { value: false, applyOn: 'always' } };
+    const result = plan({ users: [owner], links: [link('e1', 'u1', 'admin@contoso.com')], teamViewer: [tv('u1', 'admin@contoso.com', { displayName: 'Name e1' })], protectedTeamViewerIds: new Set(['u1']) });
+    expect(result.actions).toEqual([expect.objectContaining({ kind: 'skip', warning: true })]);
+  });
+
+  it('When the active mapping gives False for an ordinary user, then it is a disable (counted as one)', () => {
+    const user = mapUser(entra('e1', 'a@contoso.com', { displayName: 'Name e1' }));
+    user.attributes = { ...user.attributes, active: { value: false, applyOn: 'always' } };
+    const result = plan({ users: [user], links: [link('e1', 'u1', 'a@contoso.com')], teamViewer: [tv('u1', 'a@contoso.com', { displayName: 'Name e1' })] });
+    expect(result.actions).toEqual([expect.objectContaining({ kind: 'disable', patch: { active: false } })]);
+  });
+
+  it('When a disabled user\'s mapping failed, then no TeamViewer user is matched by its UPN', () => {
+    const broken = { ...mapUser(entra('e1', 'bob@contoso.com', { accountEnabled: false })), error: { code: 'MAPPING_EMPTY_USERNAME', message: 'no mail' } };
+    const result = plan({ users: [broken], links: [], teamViewer: [tv('u3', 'bob@contoso.com')] });
+    expect(result.actions).toEqual([]);
   });
 });
