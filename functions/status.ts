@@ -1,12 +1,16 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { SettingsError } from '../shared/config';
 import { redactText } from '../shared/log';
-import { getApp } from '../shared/runtime';
+import { getApp, withInvocation } from '../shared/runtime';
 
 /** GET /api/status: the status document as JSON. */
-export async function statusHandler(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+export function statusHandler(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  return withInvocation(context, () => status(context));
+}
+
+async function status(context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    const tvsync = await getApp(context);
+    const tvsync = await getApp();
     return { status: 200, jsonBody: await tvsync.status(), headers: { 'cache-control': 'no-store' } };
   } catch (err) {
     const code = err instanceof SettingsError ? err.code : ((err as { code?: string }).code ?? 'INTERNAL');

@@ -3,12 +3,14 @@
  * every handler in functions/. A bad setting is reported by every invocation (with every bad
  * setting named), never half-applied.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { InvocationContext } from '@azure/functions';
 import { createApp, type App } from './app';
 import { loadSettings } from './config';
 import { createLogger, type Logger, type LogLevel } from './log';
 
-let current: InvocationContext | null = null;
+/** The invocation being served, per async call chain (a timer cycle and an HTTP call can overlap). */
+const invocation = new AsyncLocalStorage<InvocationContext>();
 let appPromise: Promise<App> | null = null;
 /** Raised to LOG_LEVEL once settings are read (debug until then, so start-up problems show). */
 let minLevel: LogLevel = 'debug';
@@ -18,7 +20,7 @@ const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
 const logger: Logger = createLogger((level, message, fields) => {
   if (ORDER[level] < ORDER[minLevel]) return;
   const line = fields && Object.keys(fields).length > 0 ? `${message} ${JSON.stringify(fields)}` : message;
-  const ctx = current;
+  const ctx = invocation.getStore();
   if (ctx) {
     if (level === 'error') ctx.error(line);
     else if (level === 'warn') ctx.warn(line);
@@ -29,8 +31,12 @@ const logger: Logger = createLogger((level, message, fields) => {
   }
 }, 'debug');
 
-export function getApp(context?: InvocationContext): Promise<App> {
-  if (context) current = context;
+/** Runs a handler so that every log line it causes goes to its own invocation. */
+export function withInvocation<T>(context: InvocationContext, handler: () => Promise<T>): Promise<T> {
+  return invocation.run(context, handler);
+}
+
+export function getApp(): Promise<App> {
   if (!appPromise) {
     appPromise = (async () => {
       const settings = loadSettings({ env: process.env, localSettingsDir: null });
@@ -48,5 +54,4 @@ export function getApp(context?: InvocationContext): Promise<App> {
 /** For tests: forget the cached app so the next invocation reads settings again. */
 export function resetRuntime(): void {
   appPromise = null;
-  current = null;
 }

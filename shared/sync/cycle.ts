@@ -44,6 +44,7 @@ export interface TeamViewerTarget {
   findByUserName(userName: string): Promise<TeamViewerUser[]>;
   createUser(draft: TeamViewerUserDraft): Promise<TeamViewerUser>;
   patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser>;
+  getUser(id: string): Promise<TeamViewerUser | null>;
   getTokenOwner(): Promise<{ id: string; userName: string } | null>;
 }
 
@@ -110,8 +111,17 @@ export interface CycleReport {
 export const HEARTBEAT_STALE_MS = 2 * 60_000;
 const HEARTBEAT_EVERY_MS = 15_000;
 const MAX_FAILURES_KEPT = 50;
-/** Errors after which no further TeamViewer write is attempted in this cycle. */
-const FATAL_CODES = new Set(['TEAMVIEWER_UNAUTHORIZED', 'TEAMVIEWER_FORBIDDEN']);
+/**
+ * Errors after which no further TeamViewer write is attempted in this cycle: a rejected token,
+ * or a token that may not create users. A 403 on one PATCH (e.g. a TeamViewer administrator the
+ * token may not modify) fails that user only.
+ */
+function isFatal(action: Action, code: string): boolean {
+  return code === 'TEAMVIEWER_UNAUTHORIZED' || (code === 'TEAMVIEWER_FORBIDDEN' && action.kind === 'create');
+}
+
+/** Does this action make a TeamViewer user inactive? */
+const deactivates = (a: Action) => (a.kind === 'disable' || a.kind === 'link' || a.kind === 'update') && a.patch.active === false;
 
 export class CycleAbortedError extends Error {
   constructor(readonly code: string, message: string) {
@@ -172,10 +182,13 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     lastBeat = Date.now();
     record.heartbeatAt = now().toISOString();
     const snapshot: CycleRecord = structuredClone(record);
-    writes = writes.catch(() => undefined).then(() => deps.state.updateCycle(snapshot));
+    // A failed progress write is logged, never fatal: the next beat or the final write repairs it.
+    writes = writes
+      .then(() => deps.state.updateCycle(snapshot))
+      .catch((err) => log.warn('could not write cycle progress', { cycleId, error: errorInfo(err).message }));
     await writes;
   };
-  const heartbeat = setInterval(() => void beat().catch((err) => log.warn('could not write cycle progress', { cycleId, error: errorInfo(err).message })), HEARTBEAT_EVERY_MS);
+  const heartbeat = setInterval(() => void beat(), HEARTBEAT_EVERY_MS);
   heartbeat.unref();
 
   try {
@@ -187,13 +200,22 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       deps.state.listLinks(),
       deps.teamViewer.listUsers(),
       deps.teamViewer.getTokenOwner().catch((err) => {
-        log.warn('could not find the account that owns the TeamViewer token; no account is protected from deactivation this cycle', { cycleId, error: errorInfo(err).message });
+        log.warn('could not find the account that owns the TeamViewer token', { cycleId, error: errorInfo(err).message });
         return null;
       }),
     ]);
+    // Without knowing the token's owner, a deactivation could lock tvsync out (and the admin
+    // with it): hold every deactivation back until the owner can be identified.
+    const ownerUnknown = owner === null;
+    if (ownerUnknown) log.warn('deactivations are held back this cycle: the account that owns the TeamViewer token could not be identified (the token needs "Account management: view account data")', { cycleId });
     progress('planning');
     const desired = users.map((u) => mapUser(u, config));
     const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions });
+    if (ownerUnknown) {
+      result.actions = result.actions.map((a): Action => deactivates(a)
+        ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
+        : a);
+    }
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
@@ -210,9 +232,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       const report = abort
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
         : dryRun
-          ? reportOf(action, action.kind === 'skip' ? (action.warning ? 'warning' : 'skipped') : 'planned')
+          ? dryRunReport(action)
           : await applyAction(action, linkByEntra.get(action.entraId), deps, now);
-      if (report.status === 'failure' && report.error && FATAL_CODES.has(report.error.code) && !abort) {
+      if (report.status === 'failure' && report.error && isFatal(action, report.error.code) && !abort) {
         abort = report.error;
         log.error(`cycle ${cycleId} stops writing: ${report.error.message}`, { cycleId, code: report.error.code });
       }
@@ -236,9 +258,20 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   record.finishedAt = now().toISOString();
   record.heartbeatAt = record.finishedAt;
+  let stateError: { code: string; message: string } | undefined;
   if (!dryRun) {
-    await writes.catch(() => undefined);
-    await deps.state.updateCycle(record);
+    await writes;
+    // The TeamViewer work is done: a failed final write must not hide the report from the caller.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        await deps.state.updateCycle(record);
+        stateError = undefined;
+        break;
+      } catch (err) {
+        stateError = { code: 'STATE_WRITE_FAILED', message: `the cycle's result could not be saved to state (status will show it as interrupted): ${errorInfo(err).message}` };
+      }
+    }
+    if (stateError) log.error(stateError.message, { cycleId });
   }
   progress('finished');
   log.info(`cycle ${cycleId} ${record.result}`, { cycleId, result: record.result, ...record.counts });
@@ -257,7 +290,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     imported: record.imported,
     counts: record.counts,
     actions: reports,
-    ...(record.error ? { error: record.error } : {}),
+    ...(record.error ?? stateError ? { error: record.error ?? stateError } : {}),
   };
 }
 
@@ -273,6 +306,12 @@ async function closeInterruptedCycles(deps: CycleDeps, recent: CycleRecord[], at
     await deps.state.updateCycle(c);
     deps.logger.warn(`cycle ${c.id} was interrupted; marked failed`, { cycleId: c.id });
   }
+}
+
+function dryRunReport(action: Action): ActionReport {
+  if (action.kind === 'fail') return { ...reportOf(action, 'failure'), error: { code: action.code, message: action.reason } };
+  if (action.kind === 'skip') return reportOf(action, action.warning ? 'warning' : 'skipped');
+  return reportOf(action, 'planned');
 }
 
 function reportOf(action: Action, status: ActionStatus): ActionReport {
@@ -354,9 +393,15 @@ async function applyAction(action: Action, link: Link | undefined, deps: CycleDe
         if (action.warning) deps.logger.debug(`skipped ${action.userPrincipalName}: ${action.reason}`, { entraId: action.entraId });
         return reportOf(action, action.warning ? 'warning' : 'skipped');
       case 'unlink':
+        if (action.teamViewerId && (await deps.teamViewer.getUser(action.teamViewerId))) {
+          return { ...reportOf(action, 'warning'), reason: `TeamViewer user ${action.teamViewerId} was missing from the listing but exists; the link is kept and checked again next cycle` };
+        }
         await state.deleteLink(action.entraId);
         return reportOf(action, 'success');
       case 'create':
+        if (action.replacesTeamViewerId && (await deps.teamViewer.getUser(action.replacesTeamViewerId))) {
+          return { ...reportOf(action, 'warning'), reason: `TeamViewer user ${action.replacesTeamViewerId} was missing from the listing but exists; nothing created, checked again next cycle` };
+        }
         return await applyCreate(action, link, deps, linkFor, stamp);
       case 'link': {
         const match: TeamViewerUser = { id: action.teamViewerId, userName: action.userName, displayName: null, givenName: null, familyName: null, email: null, active: true };
@@ -422,7 +467,7 @@ async function applyCreate(
         await deps.state.deleteLink(action.entraId).catch(() => undefined);
         const err409 = new Error(
           found.length === 0
-            ? `TeamViewer refused to create ${draft.userName}: the email address is already registered to a TeamViewer account outside your company (409). Ask the owner to release it or change the user's UPN.`
+            ? `TeamViewer refused to create ${draft.userName} (409: the email address is taken) and no user of your company has exactly that userName: it is registered to a TeamViewer account outside your company, or to one of yours under a different letter case. Ask the owner to release it, or change the user's UPN.`
             : `TeamViewer refused to create ${draft.userName} (409) and ${found.length} users match it; link one by hand.`,
         );
         throw Object.assign(err409, { code: 'TEAMVIEWER_CONFLICT' });

@@ -344,7 +344,10 @@ export class TeamViewerClient {
         this.counters.retries++;
         const tvError = error as TeamViewerError;
         if (tvError.code === 'TEAMVIEWER_THROTTLED') this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
-        this.logger.warn(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`, {
+        // The message can name the user (create user <login>): it stays at debug, out of
+        // Application Insights; the warning carries only the code, method and path.
+        this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
+        this.logger.warn(`TeamViewer answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
           code: tvError.code, status: tvError.status, method: call.method, path: call.path,
         });
       },

@@ -235,4 +235,17 @@ describe('matching and deprovisioning', () => {
     expect(tvUser(w, 1, 'it-admin@contoso.example')?.active).toBe(true);
     expect(tvUser(w, 2)?.active).toBe(false);
   });
+
+  it('when the account that owns the token cannot be identified, deactivations are held back with a warning; creates go on', async () => {
+    const t = tenant([{ n: 1 }, { n: 2 }], [], [{ user: 1 }, { user: 2 }]);
+    const w = await world(t, { teamViewer: { tokenOwner: undefined } });
+    await cycle(w);
+    t.assignments = t.assignments.filter((a) => a.principalId !== userId(1));
+    t.users.push({ id: userId(3), userPrincipalName: 'user3@contoso.example', displayName: 'User 3', givenName: 'User', surname: '3', mail: 'user3@contoso.example', accountEnabled: true });
+    t.assignments.push({ id: 'asg-3', resourceId: SP_ID, principalId: userId(3), principalType: 'User', appRoleId: DEFAULT_ROLE });
+    const report = await cycle(w);
+    expect(report.actions.find((a) => a.entraId === userId(1))).toMatchObject({ status: 'warning', reason: expect.stringMatching(/held back.*Account management/) });
+    expect(tvUser(w, 1)?.active).toBe(true);
+    expect(tvUser(w, 3)?.active).toBe(true);
+  });
 });
