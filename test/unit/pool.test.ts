@@ -90,10 +90,17 @@ describe('mapWithConcurrency', () => {
   it('starts nothing after the first failure, waits for the calls in flight, then throws that failure', async () => {
     const started: number[] = [];
     const finished: number[] = [];
+    // Item 1 is held open by hand until item 2 has failed: no timing involved.
+    let releaseItem1!: () => void;
+    const item1Gate = new Promise<void>((resolve) => (releaseItem1 = resolve));
     const run = mapWithConcurrency([0, 1, 2, 3, 4, 5, 6, 7], 2, async (i) => {
       started.push(i);
-      await tick(i === 1 ? 20 : 2);
-      if (i === 2) throw new Error('item 2 failed');
+      if (i === 1) await item1Gate;
+      else await Promise.resolve();
+      if (i === 2) {
+        setImmediate(releaseItem1);
+        throw new Error('item 2 failed');
+      }
       finished.push(i);
       return i;
     });
