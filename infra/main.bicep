@@ -1,6 +1,6 @@
 // tvsync: provisions Microsoft Entra ID users into TeamViewer (SCIM 2.0) from Azure Functions.
 //
-// Deploys into an existing resource group (see infra/DEPLOY.md):
+// Deploys into an existing resource group (see README.md, "Deploying tvsync to Azure"):
 //   az deployment group create -g <rg> -f infra/main.bicep -p entraServicePrincipalId=<object id> ...
 // What Bicep cannot do (granting Microsoft Graph application permissions to the identity) is done
 // afterwards by infra/grant-graph-permissions.sh (or .ps1).
@@ -21,7 +21,7 @@ param location string = resourceGroup().location
 param entraServicePrincipalId string
 
 @secure()
-@description('TeamViewer script token (User management: create, edit, view users). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (DEPLOY.md).')
+@description('TeamViewer script token (User management: create, edit, view users). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure").')
 param teamViewerApiToken string = ''
 
 @description('Who gets the notification email: comma-separated addresses. Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')

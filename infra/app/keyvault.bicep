@@ -17,7 +17,7 @@ param tags object
 param tokenSecretName string
 
 @secure()
-@description('TeamViewer script token. Empty: the secret is not created or changed (set it later, see DEPLOY.md).')
+@description('TeamViewer script token. Empty: the secret is not created or changed (set it later, see README.md, "Deploying tvsync to Azure").')
 param teamViewerApiToken string
 
 @description('Purge protection: once on it cannot be turned off, and a deleted vault (and its name) is kept for the retention period.')

@@ -190,7 +190,7 @@ describe('.funcignore', () => {
     'test/integration/infra-consistency.test.ts',
     'dist/test/support/azurite.js',
     'infra/main.bicep',
-    'infra/DEPLOY.md',
+    'infra/bicepconfig.json',
     'infra/grant-graph-permissions.sh',
     '.ci/run',
     'bin/tvsync.js',
