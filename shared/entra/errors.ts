@@ -20,7 +20,12 @@ export type EntraReadErrorCode =
   /** The credential could not get a token (managed identity endpoint, federation, ...). */
   | 'GRAPH_AUTH_FAILED'
   /** Part of the answer was missing or unusable (a page or batch item, a nextLink, a malformed body). */
-  | 'GRAPH_INCOMPLETE';
+  | 'GRAPH_INCOMPLETE'
+  /**
+   * Graph no longer accepts a delta watermark (410 Gone, syncStateNotFound, resyncRequired, a
+   * token it cannot read, or a deltaLink for another Graph): start a new initial round.
+   */
+  | 'GRAPH_DELTA_EXPIRED';
 
 /** The Graph application permissions the reader needs, named in GRAPH_FORBIDDEN errors. */
 export type GraphPermission = 'Application.Read.All' | 'GroupMember.Read.All' | 'User.Read.All';

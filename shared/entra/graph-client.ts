@@ -5,6 +5,7 @@
  * Invariants:
  * - A read either returns everything Graph has or throws: a page or batch item that failed, a
  *   body without `value`, or a nextLink we will not follow (another origin, not https) all throw.
+ *   A delta round also throws when its last page has no deltaLink, or one we would not follow.
  * - Tokens only ever go to the configured Graph origin: the SDK attaches them only to Graph hosts
  *   and `customHosts` (compared by hostname, port ignored), and we refuse nextLinks to any other
  *   origin before they are sent.
@@ -171,7 +172,15 @@ export interface GraphCallContext {
   permission: GraphPermission;
   /** How a 404 reads; by default the read is incomplete (something vanished mid-read). */
   notFound?: { code: EntraReadErrorCode; message: string };
+  /**
+   * The call carries a delta token from an earlier round: a 400 then means Graph cannot use the
+   * token any more (GRAPH_DELTA_EXPIRED), not that our query is wrong.
+   */
+  deltaToken?: boolean;
 }
+
+/** Graph's error codes for a delta token it no longer knows (compared lower-case). */
+const DELTA_EXPIRED_CODES = new Set(['syncstatenotfound', 'resyncrequired', 'syncstateinvalid']);
 
 interface Failure {
   status: number;
@@ -186,6 +195,10 @@ export function failureToError(failure: Failure, context: GraphCallContext): Ent
   const { status, graphCode, retryAfter, requestId } = failure;
   const said = failure.graphMessage ? ` Graph said: ${graphCode ? `${graphCode}: ` : ''}${failure.graphMessage}` : '';
   const details = { status: status > 0 ? status : undefined, retryAfter, concerns: context.concerns, graphCode, requestId };
+  if (status === 410 || DELTA_EXPIRED_CODES.has((graphCode ?? '').toLowerCase()) || (status === 400 && context.deltaToken)) {
+    return new EntraReadError('GRAPH_DELTA_EXPIRED',
+      `Microsoft Graph no longer accepts the delta token (${status}) for ${context.concerns}; a new initial round is needed.${said}`, details);
+  }
   if (status <= 0) {
     const reason = failure.graphMessage ? ` (${failure.graphMessage})` : '';
     return new EntraReadError('GRAPH_UNAVAILABLE', `Could not reach Microsoft Graph while reading ${context.concerns}, even after retrying${reason}.`, details);
@@ -255,6 +268,12 @@ export interface CollectionRequest {
   context: GraphCallContext;
 }
 
+/** One delta round: everything Graph reported, and the link that starts the next round. */
+export interface DeltaRound<T> {
+  items: T[];
+  deltaLink: string;
+}
+
 interface BatchResponse {
   id: string;
   status: number;
@@ -295,14 +314,14 @@ export class GraphRequester {
   }
 
   /** Every page of a collection, in order. */
-  async *pages<T>(pathOrUrl: string, context: GraphCallContext, firstPage = 1): AsyncGenerator<T[]> {
+  async *pages<T>(pathOrUrl: string, context: GraphCallContext): AsyncGenerator<T[]> {
     let url = pathOrUrl;
     const seen = new Set<string>();
-    for (let pageNumber = firstPage; ; pageNumber++) {
+    for (let pageNumber = 1; ; pageNumber++) {
       const concerns = pageNumber > 1 ? `${context.concerns} (page ${pageNumber})` : context.concerns;
       const body = await this.get<Record<string, unknown>>(url, { ...context, concerns });
       yield this.valueOf<T>(body, concerns);
-      const next = this.nextLinkOf(body, concerns);
+      const next = this.linkOf(body, '@odata.nextLink', concerns);
       if (next === undefined) return;
       if (seen.has(next)) {
         throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph sent the same nextLink twice while reading ${concerns}; stopping rather than looping.`, { concerns });
@@ -317,7 +336,38 @@ export class GraphRequester {
    * throttled inside a batch are sent again after their Retry-After.
    */
   async collections<T>(requests: CollectionRequest[]): Promise<Map<string, T[]>> {
-    const results = new Map<string, T[]>();
+    const rounds = await this.readCollections<T>(requests, false);
+    return new Map([...rounds].map(([key, round]) => [key, round.items]));
+  }
+
+  /** One delta round: every page from `pathOrUrl` on, and the deltaLink of the last page. */
+  async deltaRound<T>(pathOrUrl: string, context: GraphCallContext): Promise<DeltaRound<T>> {
+    const body = await this.get<Record<string, unknown>>(pathOrUrl, context);
+    return (await this.follow<T>(body, context, true)) as DeltaRound<T>;
+  }
+
+  /** Several delta rounds with $batch (20 per call), each followed to its deltaLink. */
+  async deltaRounds<T>(requests: CollectionRequest[]): Promise<Map<string, DeltaRound<T>>> {
+    return (await this.readCollections<T>(requests, true)) as Map<string, DeltaRound<T>>;
+  }
+
+  /**
+   * `link` as a path relative to the API version (for $batch), or undefined when it does not
+   * point at this client's Graph origin and version — a link we must not send a token to.
+   */
+  relativeGraphPath(link: string): string | undefined {
+    let url: URL;
+    try {
+      url = new URL(link);
+    } catch {
+      return undefined;
+    }
+    if (url.origin !== this.settings.origin || !url.pathname.startsWith(`/${API_VERSION}/`)) return undefined;
+    return `${url.pathname.slice(API_VERSION.length + 1)}${url.search}`;
+  }
+
+  private async readCollections<T>(requests: CollectionRequest[], delta: boolean): Promise<Map<string, { items: T[]; deltaLink?: string }>> {
+    const results = new Map<string, { items: T[]; deltaLink?: string }>();
     for (let start = 0; start < requests.length; start += BATCH_LIMIT) {
       const chunk = requests.slice(start, start + BATCH_LIMIT);
       const responses = await this.batch(chunk);
@@ -333,16 +383,35 @@ export class GraphRequester {
             requestId: header(response.headers, 'request-id'),
           }, request.context);
         }
-        const body = response.body as Record<string, unknown> | undefined;
-        const items = [...this.valueOf<T>(body, request.context.concerns)];
-        const next = this.nextLinkOf(body, request.context.concerns);
-        if (next !== undefined) {
-          for await (const page of this.pages<T>(next, request.context, 2)) items.push(...page);
-        }
-        results.set(request.key, items);
+        results.set(request.key, await this.follow<T>(response.body as Record<string, unknown> | undefined, request.context, delta));
       }
     }
     return results;
+  }
+
+  /** The items of `body` and of every page after it; with `delta`, the round's deltaLink too. */
+  private async follow<T>(first: Record<string, unknown> | undefined, context: GraphCallContext, delta: boolean): Promise<{ items: T[]; deltaLink?: string }> {
+    const items: T[] = [];
+    const seen = new Set<string>();
+    let body = first;
+    for (let pageNumber = 1; ; pageNumber++) {
+      const concerns = pageNumber > 1 ? `${context.concerns} (page ${pageNumber})` : context.concerns;
+      items.push(...this.valueOf<T>(body, concerns));
+      const next = this.linkOf(body, '@odata.nextLink', concerns);
+      if (next === undefined) {
+        if (!delta) return { items };
+        const deltaLink = this.linkOf(body, '@odata.deltaLink', concerns);
+        if (deltaLink === undefined) {
+          throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph ended ${concerns} with neither a nextLink nor a deltaLink; the round is incomplete.`, { concerns });
+        }
+        return { items, deltaLink };
+      }
+      if (seen.has(next)) {
+        throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph sent the same nextLink twice while reading ${concerns}; stopping rather than looping.`, { concerns });
+      }
+      seen.add(next);
+      body = await this.get<Record<string, unknown>>(next, { ...context, concerns: `${context.concerns} (page ${pageNumber + 1})` });
+    }
   }
 
   private async batch(requests: CollectionRequest[]): Promise<Map<string, BatchResponse>> {
@@ -427,9 +496,10 @@ export class GraphRequester {
     return value as T[];
   }
 
-  /** The nextLink to follow, or undefined at the last page; throws for one we must not follow. */
-  private nextLinkOf(body: Record<string, unknown> | undefined, concerns: string): string | undefined {
-    const next = body?.['@odata.nextLink'];
+  /** The nextLink (deltaLink) to follow, or undefined when there is none; throws for one we must not follow. */
+  private linkOf(body: Record<string, unknown> | undefined, key: '@odata.nextLink' | '@odata.deltaLink', concerns: string): string | undefined {
+    const kind = key === '@odata.nextLink' ? 'nextLink' : 'deltaLink';
+    const next = body?.[key];
     if (next === undefined || next === null) return undefined;
     let url: URL | undefined;
     try {
@@ -438,12 +508,12 @@ export class GraphRequester {
       url = undefined;
     }
     if (!url) {
-      throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph sent an unreadable nextLink while reading ${concerns}; the list is incomplete.`, { concerns });
+      throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph sent an unreadable ${kind} while reading ${concerns}; the list is incomplete.`, { concerns });
     }
     if (url.origin !== this.settings.origin || !url.pathname.startsWith(`/${API_VERSION}/`)) {
       // Following it would send our token elsewhere (or read another API version).
       throw new EntraReadError('GRAPH_INCOMPLETE',
-        `Microsoft Graph sent a nextLink to ${url.origin}${url.pathname.split('/').slice(0, 2).join('/')} while reading ${concerns}, not to ${this.settings.origin}/${API_VERSION}; refusing to follow it, so the list is incomplete.`,
+        `Microsoft Graph sent a ${kind} to ${url.origin}${url.pathname.split('/').slice(0, 2).join('/')} while reading ${concerns}, not to ${this.settings.origin}/${API_VERSION}; refusing to follow it, so the list is incomplete.`,
         { concerns });
     }
     return next as string;

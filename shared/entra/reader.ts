@@ -1,21 +1,34 @@
 /**
- * Reads who is in scope for the enterprise application, as Entra's "Sync only assigned users and
- * groups" does: users assigned directly (any app role, including default access) plus the direct
- * members of assigned groups. Nested groups are not expanded and service principals are ignored,
- * like Entra.
+ * Reads who is in scope for the enterprise application, as Entra's provisioning does, plus what
+ * Entra cannot do:
+ * - scope `assigned` (default): users assigned directly (any app role, including default access)
+ *   plus the direct members of assigned groups — nested groups are not expanded and service
+ *   principals are ignored, like Entra; `expandNestedGroups` reads transitive members instead.
+ * - scope `all`: every user in the tenant, with the assignment facts where there are some (so a
+ *   mapping can still ask for the user's app role).
+ * - extra attributes by canonical name (shared/sync/attributes.ts), brought back with $select.
+ * - which object ids are soft-deleted (in the directory's deleted items).
+ * - delta rounds (Graph delta query) of user changes and of assigned groups' membership changes,
+ *   for incremental cycles.
  *
- * Invariant: readAssignedUsers returns the complete list or throws an EntraReadError — never a
- * partial one. A list missing users would make the cycle disable them in TeamViewer.
+ * Invariant: every read returns the complete answer or throws an EntraReadError — never a partial
+ * one. A list missing users would make the cycle disable them in TeamViewer.
  *
- * Cost: one request per page of assignments, then $batch calls of 20 reads: group member lists
- * (users only, attributes through $select) and directly assigned users not already seen in a
- * group, 15 ids per `id in (...)` filter — up to 300 users per HTTP request.
+ * Cost (assigned scope): one request per page of assignments, then $batch calls of 20 reads: group
+ * member lists (users only, attributes through $select) and directly assigned users not already
+ * seen in a group, 15 ids per `id in (...)` filter — up to 300 users per HTTP request. Scope all:
+ * pages of assignments, pages of /users ($top 999), and member lists with only ids. Delta rounds:
+ * a round without changes is one request for users and one $batch for up to 1,000 groups.
+ *
+ * Delta watermarks (deltaLinks) go only to the configured Graph origin, like nextLinks; one that
+ * Graph no longer accepts, or that leads elsewhere, is GRAPH_DELTA_EXPIRED: start a new round.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
 import type { AssignedUser, EntraUser } from '../sync/model';
+import { graphSelectFor, readAttribute, sourceAttribute, UnknownAttributeError } from '../sync/attributes';
 import { EntraReadError } from './errors';
-import { GraphRequester, type CollectionRequest, type GraphCallContext } from './graph-client';
+import { GraphRequester, type CollectionRequest, type DeltaRound, type GraphCallContext } from './graph-client';
 
 export interface EntraReaderOptions {
   client: Client;
@@ -32,8 +45,83 @@ export interface ServicePrincipal {
   displayName: string;
 }
 
+/** A user as Graph describes it: the base fields and the extra attributes that were asked for. */
+export type EntraUserRecord = EntraUser & {
+  /**
+   * Raw Graph values of the requested attributes, by canonical name (extensionAttributeN taken
+   * out of onPremisesExtensionAttributes); null when Graph has no value.
+   */
+  attributes: Record<string, unknown>;
+};
+
+/**
+ * A user read by readAssignedUsers: who they are and how they come to be in scope. With scope
+ * `all`, a user no assignment brings in has direct=false and viaGroups=[]. (`assigned` is left
+ * unset: the cycle's mapUser reads `assigned === false` as out of scope.)
+ */
+export type AssignedUserRecord = AssignedUser & EntraUserRecord;
+
+export interface UserRemoval {
+  id: string;
+  /** `changed`: soft-deleted (restorable for 30 days); `deleted`: hard-deleted. */
+  reason: 'changed' | 'deleted';
+}
+
+export interface UserChanges {
+  /** True for a round started without a deltaLink: `changed` then holds every user. */
+  initial: boolean;
+  /** Users created, changed or restored since the last round (every user on the initial round), by id. */
+  changed: EntraUserRecord[];
+  /** Users soft- or hard-deleted since the last round, by id. */
+  removed: UserRemoval[];
+  /** Where the next round starts; store it as is. */
+  deltaLink: string;
+  /** HTTP calls this round made. */
+  requests: number;
+}
+
+export interface GroupMemberChanges {
+  /** True for a round started without a watermark: `added` then holds every user member. */
+  initial: boolean;
+  /** Users who joined a group (group ids lower-case), sorted. */
+  added: Array<{ groupId: string; userId: string }>;
+  /** Users who left a group — removed, or deleted themselves — sorted. */
+  removed: Array<{ groupId: string; userId: string }>;
+  /** Groups deleted since the last round (their members are gone with them). */
+  removedGroups: string[];
+  /** Groups that gained or lost a nested group: with nested groups expanded, re-read them. */
+  groupsWithNestedChanges: string[];
+  /**
+   * Where the next round starts: opaque (one Graph deltaLink per 50 groups, space-separated;
+   * empty for no groups). Store it as is, with the groups it was started for.
+   */
+  deltaLink: string;
+  requests: number;
+}
+
+export interface ReadAssignedUsersOptions {
+  /** `assigned` (default): assigned users and direct members of assigned groups; `all`: every user. */
+  scope?: 'assigned' | 'all';
+  /** Members of nested groups count too (Entra cannot do this). Default false. */
+  expandNestedGroups?: boolean;
+  /**
+   * Attributes mappings and scoping filters read, by catalogue name (any alias or case). The
+   * computed `appRoleAssignments` fills `appRoleValues` (one more request); other computed
+   * attributes are ignored. An unknown name throws UnknownAttributeError before any request.
+   */
+  attributes?: string[];
+}
+
 export interface AssignedUsersRead {
-  users: AssignedUser[];
+  /** Sorted by id. */
+  users: AssignedUserRecord[];
+  /** Object ids (lower-case, sorted) of the groups assigned to the application. */
+  assignedGroupIds: string[];
+  /**
+   * Object ids (lower-case, sorted) of the users assigned directly, as the assignments name them
+   * (including any whose user no longer exists).
+   */
+  directUserIds: string[];
   stats: {
     /** HTTP calls to Graph (pages and batches). */
     requests: number;
@@ -49,6 +137,36 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USER_FIELDS = 'id,userPrincipalName,displayName,givenName,surname,mail,accountEnabled';
 /** Graph allows 15 values in an `in (...)` filter. */
 const IDS_PER_FILTER = 15;
+/** The app role every assignment without a specific role carries. */
+const DEFAULT_ACCESS_ROLE = '00000000-0000-0000-0000-000000000000';
+
+/** The attributes to read: canonical names, Graph-backed ones apart from the computed ones. */
+interface AttributePlan {
+  /** Canonical names of the Graph-backed attributes, in first-use order. */
+  names: string[];
+  /** The $select for users: the base fields plus what `names` needs. */
+  select: string;
+  /** Whether app role values (for SingleAppRoleAssignment) are wanted. */
+  appRoleValues: boolean;
+}
+
+/** Resolves attribute names; throws UnknownAttributeError for a name not in the catalogue. */
+export function planAttributes(requested: readonly string[] = []): AttributePlan {
+  const names: string[] = [];
+  let appRoleValues = false;
+  for (const name of requested) {
+    const attribute = sourceAttribute(name);
+    if (!attribute) throw new UnknownAttributeError(name);
+    if (attribute.computed) {
+      if (attribute.name === 'appRoleAssignments') appRoleValues = true;
+      continue;
+    }
+    if (!names.includes(attribute.name)) names.push(attribute.name);
+  }
+  const select = [...USER_FIELDS.split(',')];
+  for (const property of graphSelectFor(names)) if (!select.includes(property)) select.push(property);
+  return { names, select: select.join(','), appRoleValues };
+}
 
 /** An OData string literal: quotes around, single quotes inside doubled. */
 export function odataString(value: string): string {
@@ -62,9 +180,13 @@ interface RawAssignment {
 }
 
 type RawUser = Record<string, unknown>;
+type RawGroup = Record<string, unknown>;
+
+/** Graph's delta query filters at most 50 objects by id. */
+const GROUPS_PER_DELTA = 50;
 
 interface Scoped {
-  user: EntraUser;
+  user: EntraUserRecord;
   direct: boolean;
   viaGroups: Set<string>;
   appRoleIds: Set<string>;
@@ -97,7 +219,10 @@ export class EntraReader {
     return { id, appId, displayName: typeof displayName === 'string' ? displayName : '' };
   }
 
-  async readAssignedUsers(): Promise<AssignedUsersRead> {
+  async readAssignedUsers(options: ReadAssignedUsersOptions = {}): Promise<AssignedUsersRead> {
+    const scope = options.scope ?? 'assigned';
+    const expand = options.expandNestedGroups ?? false;
+    const plan = planAttributes(options.attributes);
     const requester = new GraphRequester(this.client, this.logger);
     const spId = this.checkedServicePrincipalId();
 
@@ -124,10 +249,11 @@ export class EntraReader {
         else this.logger.warn('ignoring an app role assignment of an unknown principal type', { principalId, principalType: String(principalType) });
       }
     }
+    const roleValues = plan.appRoleValues ? await this.readAppRoleValues(requester, spId) : undefined;
 
     const scoped = new Map<string, Scoped>();
     const include = (raw: RawUser, concerns: string): Scoped => {
-      const user = toEntraUser(raw, concerns);
+      const user = toEntraUserRecord(raw, concerns, plan.names);
       const key = user.id.toLowerCase();
       let entry = scoped.get(key);
       if (!entry) {
@@ -137,33 +263,48 @@ export class EntraReader {
       return entry;
     };
 
+    if (scope === 'all') {
+      const context: GraphCallContext = { concerns: 'the users of the tenant', permission: 'User.Read.All' };
+      for await (const page of requester.pages<RawUser>(`/users?$select=${plan.select}&$top=${this.pageSize}`, context)) {
+        for (const raw of page) include(raw, context.concerns);
+      }
+    }
+
+    // With scope all the users are already read: member lists need only their ids.
+    const relation = expand ? 'transitiveMembers' : 'members';
+    const memberSelect = scope === 'all' ? 'id' : plan.select;
     const memberRequests: CollectionRequest[] = [...groupRoles.keys()].map((groupId) => ({
       key: groupId,
-      path: `/groups/${groupId}/members/microsoft.graph.user?$select=${USER_FIELDS}&$top=${this.pageSize}`,
-      context: { concerns: `the members of assigned group ${groupId}`, permission: 'GroupMember.Read.All' },
+      path: `/groups/${groupId}/${relation}/microsoft.graph.user?$select=${memberSelect}&$top=${this.pageSize}`,
+      context: { concerns: `the ${expand ? 'transitive ' : ''}members of assigned group ${groupId}`, permission: 'GroupMember.Read.All' },
     }));
     const members = await requester.collections<RawUser>(memberRequests);
     for (const [groupId, users] of members) {
+      const concerns = `the members of assigned group ${groupId}`;
       for (const raw of users) {
-        const entry = include(raw, `the members of assigned group ${groupId}`);
+        let entry: Scoped | undefined;
+        if (scope === 'all') {
+          const id = raw?.id;
+          if (typeof id !== 'string' || id === '') {
+            throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned a member without an id while reading ${concerns}.`, { concerns });
+          }
+          entry = scoped.get(id.toLowerCase());
+          if (!entry) {
+            // Created after /users was read; the next cycle sees it.
+            this.logger.debug('a group member was not in the list of users; left out until the next read', { userId: id, groupId });
+            continue;
+          }
+        } else {
+          entry = include(raw, concerns);
+        }
         entry.viaGroups.add(groupId);
         for (const role of groupRoles.get(groupId) ?? []) entry.appRoleIds.add(role);
       }
     }
 
-    // Users already read as group members need no second read.
+    // Users already read need no second read.
     const unread = [...directRoles.keys()].filter((id) => !scoped.has(id));
-    const userRequests: CollectionRequest[] = [];
-    for (let start = 0; start < unread.length; start += IDS_PER_FILTER) {
-      const ids = unread.slice(start, start + IDS_PER_FILTER);
-      const filter = `id in (${ids.map(odataString).join(',')})`;
-      userRequests.push({
-        key: String(userRequests.length),
-        path: `/users?$filter=${encodeURIComponent(filter)}&$select=${USER_FIELDS}`,
-        context: { concerns: `${ids.length} directly assigned users`, permission: 'User.Read.All' },
-      });
-    }
-    const fetched = await requester.collections<RawUser>(userRequests);
+    const fetched = scope === 'all' ? new Map<string, RawUser[]>() : await requester.collections<RawUser>(this.usersByIdRequests(unread, plan.select, 'directly assigned users'));
     for (const [, users] of fetched) {
       for (const raw of users) include(raw, 'directly assigned users');
     }
@@ -178,17 +319,250 @@ export class EntraReader {
       for (const role of roles) entry.appRoleIds.add(role);
     }
 
-    const users: AssignedUser[] = [...scoped.values()]
-      .map((entry) => ({
-        ...entry.user,
-        direct: entry.direct,
-        viaGroups: [...entry.viaGroups],
-        appRoleIds: [...entry.appRoleIds].sort(),
-      }))
+    const users: AssignedUserRecord[] = [...scoped.values()]
+      .map((entry) => {
+        const appRoleIds = [...entry.appRoleIds].sort();
+        const record: AssignedUserRecord = {
+          ...entry.user,
+          direct: entry.direct,
+          viaGroups: [...entry.viaGroups],
+          appRoleIds,
+        };
+        if (roleValues) record.appRoleValues = appRoleValuesOf(appRoleIds, roleValues);
+        return record;
+      })
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const stats = { requests: requester.requests, assignments, groups: groupRoles.size, ignoredServicePrincipals };
-    this.logger.info('read the assigned users from Microsoft Entra', { users: users.length, ...stats });
-    return { users, stats };
+    this.logger.info('read the users in scope from Microsoft Entra', { users: users.length, scope, expandNestedGroups: expand, ...stats });
+    return { users, assignedGroupIds: [...groupRoles.keys()].sort(), directUserIds: [...directRoles.keys()].sort(), stats };
+  }
+
+  /**
+   * Which of `ids` are soft-deleted users (in the directory's deleted items, restorable for 30
+   * days). An id that is neither there nor a live user was hard-deleted. Ids that are not object
+   * ids are never deleted users and are not sent. Needs User.Read.All.
+   */
+  async readDeletedUserIds(ids: readonly string[]): Promise<Set<string>> {
+    const requester = new GraphRequester(this.client, this.logger);
+    const byKey = new Map<string, string[]>();
+    for (const id of ids) {
+      if (!GUID.test(id)) continue;
+      const spellings = byKey.get(id.toLowerCase());
+      if (spellings) spellings.push(id);
+      else byKey.set(id.toLowerCase(), [id]);
+    }
+    const keys = [...byKey.keys()];
+    const requests: CollectionRequest[] = [];
+    for (let start = 0; start < keys.length; start += IDS_PER_FILTER) {
+      const chunk = keys.slice(start, start + IDS_PER_FILTER);
+      const filter = `id in (${chunk.map(odataString).join(',')})`;
+      requests.push({
+        key: String(requests.length),
+        path: `/directory/deletedItems/microsoft.graph.user?$filter=${encodeURIComponent(filter)}&$select=id,deletedDateTime`,
+        context: { concerns: `the deleted items (${chunk.length} users)`, permission: 'User.Read.All' },
+      });
+    }
+    const deleted = new Set<string>();
+    for (const [, items] of await requester.collections<RawUser>(requests)) {
+      for (const item of items) {
+        const id = item?.id;
+        if (typeof id !== 'string') {
+          throw new EntraReadError('GRAPH_INCOMPLETE', 'Microsoft Graph returned a deleted item without an id while reading the deleted items.', { concerns: 'the deleted items' });
+        }
+        for (const spelling of byKey.get(id.toLowerCase()) ?? []) deleted.add(spelling);
+      }
+    }
+    this.logger.debug('looked up soft-deleted users', { asked: keys.length, deleted: deleted.size, requests: requester.requests });
+    return deleted;
+  }
+
+  /**
+   * One round of user changes (Graph delta query). With `deltaLink` null this is the initial
+   * round: every user (all pages), and the deltaLink for the next round; callers may ignore
+   * `changed` then. With a deltaLink: only users changed since that round — a round without
+   * changes costs one request. `attributes` shapes `attributes` on each user; the properties
+   * Graph reports were fixed by the initial round's $select (a changed mapping needs a new one).
+   * A watermark Graph no longer accepts throws GRAPH_DELTA_EXPIRED. Needs User.Read.All.
+   */
+  async readUserChanges(deltaLink: string | null, attributes: readonly string[] = []): Promise<UserChanges> {
+    const plan = planAttributes(attributes);
+    const requester = new GraphRequester(this.client, this.logger);
+    const context: GraphCallContext = {
+      concerns: deltaLink === null ? 'all users (initial delta round)' : 'the changes to users since the last delta round',
+      permission: 'User.Read.All',
+      deltaToken: deltaLink !== null,
+    };
+    const url = deltaLink === null ? `/users/delta?$select=${plan.select}` : this.checkedDeltaLink(requester, deltaLink, '/users/delta', context);
+    const round = await requester.deltaRound<RawUser>(url, context);
+
+    // A user can appear more than once in a round; the last entry is the newest.
+    const latest = new Map<string, { record?: EntraUserRecord; removed?: UserRemoval }>();
+    for (const item of round.items) {
+      const id = item?.id;
+      if (typeof id !== 'string' || id === '') {
+        throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned an entry without an id while reading ${context.concerns}.`, { concerns: context.concerns });
+      }
+      const removed = item['@removed'];
+      if (removed !== undefined && removed !== null) {
+        latest.set(id.toLowerCase(), { removed: { id, reason: removalReason(removed) } });
+      } else {
+        latest.set(id.toLowerCase(), { record: toEntraUserRecord(item, context.concerns, plan.names) });
+      }
+    }
+    const byId = <T extends { id: string }>(a: T, b: T): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    const changed = [...latest.values()].flatMap((entry) => (entry.record ? [entry.record] : [])).sort(byId);
+    const removed = [...latest.values()].flatMap((entry) => (entry.removed ? [entry.removed] : [])).sort(byId);
+    const result = { initial: deltaLink === null, changed, removed, deltaLink: round.deltaLink, requests: requester.requests };
+    this.logger.info('read the changes to users from Microsoft Entra', { initial: result.initial, changed: changed.length, removed: removed.length, requests: result.requests });
+    return result;
+  }
+
+  /**
+   * One round of membership changes for `groupIds` (Graph delta query on groups, filtered by id,
+   * 50 groups per query, the queries sent together in $batch calls). With `deltaLink` null this is
+   * the initial round: `added` holds every current user member. The watermark is bound to the
+   * groups it was started for (Graph encodes the filter in it): when the assigned groups change,
+   * start a new round with null. Only user members are reported; a nested group added to or
+   * removed from a group is named in `groupsWithNestedChanges`. Needs GroupMember.Read.All.
+   */
+  async readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null): Promise<GroupMemberChanges> {
+    const requester = new GraphRequester(this.client, this.logger);
+    const wanted = [...new Set(groupIds.map((id) => id.toLowerCase()))].sort();
+    for (const id of wanted) if (!GUID.test(id)) throw new RangeError(`group id "${id.slice(0, 64)}" is not an object id (a GUID)`);
+    const chunks: string[][] = [];
+    for (let start = 0; start < wanted.length; start += GROUPS_PER_DELTA) chunks.push(wanted.slice(start, start + GROUPS_PER_DELTA));
+
+    const context = (n: number): GraphCallContext => ({
+      concerns: deltaLink === null ? `the members of ${n} assigned groups (initial delta round)` : `the membership changes of ${n} assigned groups`,
+      permission: 'GroupMember.Read.All',
+      deltaToken: deltaLink !== null,
+    });
+    let requests: CollectionRequest[];
+    if (deltaLink === null) {
+      requests = chunks.map((chunk, i) => ({
+        key: String(i),
+        path: `/groups/delta?$select=id,members&$filter=${encodeURIComponent(chunk.map((id) => `id eq ${odataString(id)}`).join(' or '))}`,
+        context: context(chunk.length),
+      }));
+    } else {
+      const links = deltaLink === '' ? [] : deltaLink.split(' ');
+      if (links.length !== chunks.length) {
+        throw new EntraReadError('GRAPH_DELTA_EXPIRED',
+          `The group membership watermark covers ${links.length === 0 ? 'no' : 'other'} groups than the ${wanted.length} assigned now; a new initial round is needed.`,
+          { concerns: 'the membership changes of the assigned groups' });
+      }
+      requests = links.map((link, i) => {
+        const ctx = context(chunks[i]?.length ?? 0);
+        const path = this.checkedDeltaLink(requester, link, '/groups/delta', ctx);
+        return { key: String(i), path: requester.relativeGraphPath(path) as string, context: ctx };
+      });
+    }
+    const rounds = await requester.deltaRounds<RawGroup>(requests);
+
+    const wantedSet = new Set(wanted);
+    const memberships = new Map<string, { groupId: string; userId: string; removed: boolean }>();
+    const removedGroups = new Set<string>();
+    const nested = new Set<string>();
+    const links: string[] = [];
+    for (const request of requests) {
+      const round = rounds.get(request.key) as DeltaRound<RawGroup>;
+      links.push(round.deltaLink);
+      for (const group of round.items) {
+        const groupId = typeof group?.id === 'string' ? group.id.toLowerCase() : undefined;
+        if (!groupId) {
+          throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned a group without an id while reading ${request.context.concerns}.`, { concerns: request.context.concerns });
+        }
+        if (!wantedSet.has(groupId)) continue;
+        if (group['@removed'] !== undefined && group['@removed'] !== null) {
+          removedGroups.add(groupId);
+          continue;
+        }
+        const members = group['members@delta'];
+        if (members === undefined || members === null) continue;
+        if (!Array.isArray(members)) {
+          throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned group ${groupId} with an unreadable members@delta while reading ${request.context.concerns}.`, { concerns: request.context.concerns });
+        }
+        for (const member of members as RawUser[]) {
+          const type = member?.['@odata.type'];
+          const memberId = member?.id;
+          if (typeof memberId !== 'string' || memberId === '') {
+            throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned a member of group ${groupId} without an id while reading ${request.context.concerns}.`, { concerns: request.context.concerns });
+          }
+          const removed = member['@removed'] !== undefined && member['@removed'] !== null;
+          if (type === '#microsoft.graph.user') {
+            // Entries can repeat within a round; the last one is the newest.
+            memberships.set(`${groupId} ${memberId.toLowerCase()}`, { groupId, userId: memberId, removed });
+          } else if (type === '#microsoft.graph.group') {
+            nested.add(groupId);
+          }
+        }
+      }
+    }
+    const order = (a: { groupId: string; userId: string }, b: { groupId: string; userId: string }): number =>
+      a.groupId === b.groupId ? (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0) : a.groupId < b.groupId ? -1 : 1;
+    const pick = (removed: boolean) => [...memberships.values()].filter((m) => m.removed === removed).map(({ groupId, userId }) => ({ groupId, userId })).sort(order);
+    const result: GroupMemberChanges = {
+      initial: deltaLink === null,
+      added: pick(false),
+      removed: pick(true),
+      removedGroups: [...removedGroups].sort(),
+      groupsWithNestedChanges: [...nested].sort(),
+      deltaLink: links.join(' '),
+      requests: requester.requests,
+    };
+    this.logger.info('read the membership changes of the assigned groups from Microsoft Entra', {
+      initial: result.initial, groups: wanted.length, added: result.added.length, removed: result.removed.length, requests: result.requests,
+    });
+    return result;
+  }
+
+  /**
+   * A stored deltaLink, checked before it is sent: it must lead to `resource` on our Graph origin
+   * (a token goes with it). Anything else — GRAPH_BASE_URL changed, a damaged watermark — means
+   * a new initial round, not a failing cycle.
+   */
+  private checkedDeltaLink(requester: GraphRequester, link: string, resource: string, context: GraphCallContext): string {
+    const relative = requester.relativeGraphPath(link);
+    const path = relative?.split('?')[0]?.toLowerCase();
+    if (relative === undefined || path !== resource.toLowerCase()) {
+      throw new EntraReadError('GRAPH_DELTA_EXPIRED',
+        `The stored delta watermark does not lead to ${resource} on the configured Microsoft Graph (was GRAPH_BASE_URL changed?); a new initial round is needed to read ${context.concerns}.`,
+        { concerns: context.concerns });
+    }
+    return link;
+  }
+
+  /** $batch-able reads of users by id, 15 per `id in (...)` filter. */
+  private usersByIdRequests(ids: string[], select: string, what: string): CollectionRequest[] {
+    const requests: CollectionRequest[] = [];
+    for (let start = 0; start < ids.length; start += IDS_PER_FILTER) {
+      const chunk = ids.slice(start, start + IDS_PER_FILTER);
+      const filter = `id in (${chunk.map(odataString).join(',')})`;
+      requests.push({
+        key: String(requests.length),
+        path: `/users?$filter=${encodeURIComponent(filter)}&$select=${select}`,
+        context: { concerns: `${chunk.length} ${what}`, permission: 'User.Read.All' },
+      });
+    }
+    return requests;
+  }
+
+  /** App role id (lower-case) → its value, from the service principal's appRoles. */
+  private async readAppRoleValues(requester: GraphRequester, spId: string): Promise<Map<string, string>> {
+    const context = this.servicePrincipalContext(`the app roles of service principal ${spId}`);
+    const body = await requester.get<Record<string, unknown>>(`/servicePrincipals/${spId}?$select=id,appRoles`, context);
+    const roles = body?.appRoles;
+    if (!Array.isArray(roles)) {
+      throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph answered for service principal ${spId} without its appRoles.`, { concerns: context.concerns });
+    }
+    const values = new Map<string, string>();
+    for (const role of roles as Array<Record<string, unknown>>) {
+      const id = role?.id;
+      // Entra's SingleAppRoleAssignment shows a role's value; a role without one by its display name.
+      const value = typeof role?.value === 'string' && role.value !== '' ? role.value : role?.displayName;
+      if (typeof id === 'string' && typeof value === 'string') values.set(id.toLowerCase(), value);
+    }
+    return values;
   }
 
   private checkedServicePrincipalId(): string {
@@ -219,6 +593,36 @@ function addTo(map: Map<string, Set<string>>, key: string, value: string): void 
 }
 
 const optionalString = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/**
+ * Graph's @removed reasons: "changed" — soft-deleted, restorable from the deleted items;
+ * "deleted" — gone for good. Anything else is read as gone for good (both deactivate).
+ */
+function removalReason(removed: unknown): 'changed' | 'deleted' {
+  return (removed as { reason?: unknown }).reason === 'changed' ? 'changed' : 'deleted';
+}
+
+/** Role ids → their values; default access and roles the application no longer defines have none. */
+function appRoleValuesOf(roleIds: string[], values: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const id of roleIds) {
+    if (id === DEFAULT_ACCESS_ROLE) continue;
+    const value = values.get(id.toLowerCase());
+    if (value !== undefined && !out.includes(value)) out.push(value);
+  }
+  return out;
+}
+
+/** A user as Graph sent it, with the attributes asked for; missing values are null. */
+function toEntraUserRecord(raw: RawUser, concerns: string, attributeNames: readonly string[]): EntraUserRecord {
+  const user = toEntraUser(raw, concerns);
+  const attributes: Record<string, unknown> = {};
+  for (const name of attributeNames) {
+    const value = readAttribute(raw, name);
+    attributes[name] = value === undefined ? null : value;
+  }
+  return { ...user, attributes };
+}
 
 /** A user as Graph sent it → EntraUser; a user we cannot provision correctly makes the read fail. */
 function toEntraUser(raw: RawUser, concerns: string): EntraUser {

@@ -167,6 +167,175 @@ describe('Graph emulator', () => {
     });
   });
 
+  describe('deleted users and tenant changes', () => {
+    it('When a user is soft-deleted, then only the deleted items show it, with its assignments hidden until it is restored', async () => {
+      graph.addMember(id(101), id(4));
+      graph.softDeleteUser(id(1), new Date('2025-03-04T05:06:07.890Z'));
+      graph.softDeleteUser(id(4));
+
+      expect((await get(`/users/${id(1)}`)).status).toBe(404);
+      expect((await all('/users?$select=id')).items.map((u) => u.id)).toEqual([2, 3, 5, 6].map(id));
+      expect((await all(`/groups/${id(100)}/members/microsoft.graph.user?$select=id`)).items.map((u) => u.id)).toEqual([id(2)]);
+      expect((await all(`/groups/${id(100)}/transitiveMembers/microsoft.graph.user?$select=id`)).items.map((u) => u.id)).toEqual([id(2), id(3)]);
+      expect((await all(`/servicePrincipals/${SP}/appRoleAssignedTo`)).items.map((a) => a.principalId)).toEqual([2, 3, 5].map(id));
+
+      const deleted = await all('/directory/deletedItems/microsoft.graph.user?$select=id,deletedDateTime');
+      expect(deleted.items).toEqual([{ id: id(1), deletedDateTime: '2025-03-04T05:06:07Z' }, { id: id(4), deletedDateTime: expect.any(String) }]);
+      const one = await get(`/directory/deletedItems/${id(1)}`);
+      expect(one.body).toMatchObject({ '@odata.type': '#microsoft.graph.user', id: id(1), userPrincipalName: 'user1@contoso.test' });
+      expect((await get(`/directory/deletedItems/${id(2)}`)).status).toBe(404);
+      const filter = encodeURIComponent(`id in ('${id(1)}','${id(2)}')`);
+      expect((await get(`/directory/deletedItems/microsoft.graph.user?$filter=${filter}&$select=id`)).body.value).toEqual([{ id: id(1) }]);
+      expect((await get('/directory/deletedItems')).status).toBe(400);
+
+      graph.restoreUser(id(1));
+      expect((await get(`/users/${id(1)}?$select=id`)).body).toEqual({ id: id(1) });
+      expect((await all(`/servicePrincipals/${SP}/appRoleAssignedTo`)).items.map((a) => a.principalId)).toEqual([1, 2, 3, 5].map(id));
+      expect(() => graph.restoreUser(id(2))).toThrow();
+    });
+
+    it('When a user is hard-deleted, then it is gone everywhere, with its memberships and assignments', async () => {
+      graph.hardDeleteUser(id(1));
+      expect((await get(`/directory/deletedItems/${id(1)}`)).status).toBe(404);
+      expect(graph.tenant.groups.some((g) => g.members.includes(id(1)))).toBe(false);
+      expect(graph.tenant.assignments.some((a) => a.principalId === id(1))).toBe(false);
+      expect(() => graph.updateUser(id(1), { displayName: 'x' })).toThrow();
+    });
+
+    it('When groups and assignments are changed through the helpers, then the next request sees it', async () => {
+      graph.assign(id(100), 'Group', id(800));
+      graph.unassign(id(2));
+      graph.removeMember(id(100), id(2));
+      const assignments = (await all(`/servicePrincipals/${SP}/appRoleAssignedTo`)).items;
+      expect(assignments.map((a) => [a.principalId, a.principalType])).toEqual([
+        [id(1), 'User'], [id(3), 'User'], [id(4), 'User'], [id(5), 'User'], [id(100), 'Group'],
+      ]);
+      expect(assignments.at(-1)).toMatchObject({ appRoleId: id(800), resourceId: SP, principalDisplayName: 'Support' });
+      expect((await all(`/groups/${id(100)}/members/microsoft.graph.user?$select=id`)).items.map((u) => u.id)).toEqual([id(1)]);
+    });
+
+    it('When onPremisesExtensionAttributes or appRoles are selected, then they come back as Graph shapes them', async () => {
+      graph.updateUser(id(1), { onPremisesExtensionAttributes: { extensionAttribute3: 'EMEA' } });
+      const body = (await get(`/users/${id(1)}?$select=id,onPremisesExtensionAttributes`)).body;
+      expect(Object.keys(body.onPremisesExtensionAttributes)).toHaveLength(15);
+      expect(body.onPremisesExtensionAttributes).toMatchObject({ extensionAttribute1: null, extensionAttribute3: 'EMEA' });
+      expect((await get(`/servicePrincipals/${SP}?$select=appRoles`)).body).toEqual({ appRoles: [] });
+    });
+  });
+
+  describe('delta', () => {
+    const deltaToken = (link: string): string | null => new URL(link).searchParams.get('$deltatoken');
+
+    it('When a user delta round starts, then pages carry only skiptokens, $select is kept, and the last page has the deltaLink', async () => {
+      const first = await get('/users/delta?$select=id,displayName,accountEnabled');
+      expect(first.body.value).toEqual([
+        { id: id(1), displayName: 'User 1', accountEnabled: true },
+        { id: id(2), displayName: 'User 2', accountEnabled: true },
+      ]);
+      expect(first.body['@odata.nextLink']).toMatch(new RegExp(`^${graph.url}/v1\\.0/users/delta\\?\\$skiptoken=[A-Za-z0-9_-]+$`));
+      const { items, pages } = await all('/users/delta?$select=id,displayName,accountEnabled');
+      expect(pages).toBe(3);
+      expect(items.map((u) => u.id)).toEqual([1, 2, 3, 4, 5, 6].map(id));
+      expect(Object.keys(items[5]).sort()).toEqual(['accountEnabled', 'displayName', 'id']);
+
+      let page = first;
+      while (page.body['@odata.nextLink']) page = await get(page.body['@odata.nextLink']);
+      const link = page.body['@odata.deltaLink'] as string;
+      expect(deltaToken(link)).toMatch(/^[A-Za-z0-9_-]+$/);
+      const quiet = await get(link);
+      expect(quiet.body.value).toEqual([]);
+      expect(deltaToken(quiet.body['@odata.deltaLink'])).not.toBe(deltaToken(link));
+    });
+
+    it('When users change between rounds, then changed ones come back whole and deleted ones as @removed: changed (soft) or deleted (hard)', async () => {
+      const { link } = await round('/users/delta?$select=id,department');
+      graph.updateUser(id(2), { department: 'Sales' });
+      graph.updateUser(id(3), { jobTitle: 'not selected' });
+      graph.softDeleteUser(id(4));
+      graph.hardDeleteUser(id(5));
+      const { items } = await round(link);
+      expect(items).toEqual([
+        { id: id(2), department: 'Sales' },
+        { id: id(4), '@removed': { reason: 'changed' } },
+        { id: id(5), '@removed': { reason: 'deleted' } },
+      ]);
+    });
+
+    it('When a delta query asks for $top, an in filter or more than 50 ids, then it is refused; id eq … or … narrows it', async () => {
+      expect((await get('/users/delta?$top=5')).status).toBe(400);
+      const inFilter = await get(`/users/delta?$filter=${encodeURIComponent(`id in ('${id(1)}')`)}`);
+      expect(inFilter.status).toBe(400);
+      expect(inFilter.body.error.code).toBe('Request_UnsupportedQuery');
+      const many = Array.from({ length: 51 }, (_, i) => `id eq '${id(i)}'`).join(' or ');
+      expect((await get(`/groups/delta?$filter=${encodeURIComponent(many)}`)).status).toBe(400);
+      const two = await round(`/users/delta?$select=id&$filter=${encodeURIComponent(`id eq '${id(1)}' or id eq '${id(6)}'`)}`);
+      expect(two.items).toEqual([{ id: id(1) }, { id: id(6) }]);
+      graph.updateUser(id(2), { displayName: 'outside the filter' });
+      expect((await round(two.link)).items).toEqual([]);
+    });
+
+    it('When group members change, then members@delta lists additions and @removed members, typed', async () => {
+      const filter = encodeURIComponent(`id eq '${id(100)}'`);
+      const initial = await round(`/groups/delta?$select=displayName,members&$filter=${filter}`);
+      // Four members at two per page: the same group comes back on two pages, as Graph does.
+      expect(initial.items.map((g) => [g.id, g.displayName])).toEqual([[id(100), 'Support'], [id(100), 'Support']]);
+      expect(initial.items.flatMap((g) => g['members@delta'])).toEqual([
+        { '@odata.type': '#microsoft.graph.user', id: id(1) },
+        { '@odata.type': '#microsoft.graph.user', id: id(2) },
+        { '@odata.type': '#microsoft.graph.group', id: id(101) },
+        { '@odata.type': '#microsoft.graph.servicePrincipal', id: id(950) },
+      ]);
+      graph.removeMember(id(100), id(1));
+      graph.addMember(id(100), id(5));
+      const { items } = await round(initial.link);
+      expect(items).toEqual([{
+        displayName: 'Support',
+        id: id(100),
+        'members@delta': [
+          { '@odata.type': '#microsoft.graph.user', id: id(5) },
+          { '@odata.type': '#microsoft.graph.user', id: id(1), '@removed': { reason: 'deleted' } },
+        ],
+      }]);
+    });
+
+    it('When delta tokens are expired, then every issued token answers 410 syncStateNotFound with a Location to start over; a token of another resource is refused', async () => {
+      const users = await round('/users/delta?$select=id');
+      const firstPage = await get('/users/delta?$select=id');
+      expect((await get(users.link.replace('/users/delta', '/groups/delta'))).status).toBe(400);
+      graph.expireDeltaTokens();
+      const expired = await get(users.link);
+      expect(expired.status).toBe(410);
+      expect(expired.body.error.code).toBe('syncStateNotFound');
+      expect(expired.headers.get('location')).toBe(`${graph.url}/v1.0/users/delta`);
+      expect((await get(firstPage.body['@odata.nextLink'])).status).toBe(410);
+      const fresh = await round('/users/delta?$select=id');
+      expect((await get(fresh.link)).status).toBe(200);
+      graph.expireDeltaTokens({ status: 400, code: 'resyncRequired' });
+      expect((await get(fresh.link)).body.error.code).toBe('resyncRequired');
+    });
+
+    it('When a dropLinks fault fires, then the answer is a 200 without its nextLink', async () => {
+      graph.inject({ kind: 'dropLinks', times: 1, pathIncludes: '/users' });
+      const page = await get('/users?$select=id');
+      expect(page.status).toBe(200);
+      expect(page.body.value).toHaveLength(2);
+      expect(page.body['@odata.nextLink']).toBeUndefined();
+    });
+
+    /** All pages of one round: its items and the deltaLink of its last page. */
+    async function round(start: string): Promise<{ items: any[]; link: string }> {
+      const items: any[] = [];
+      let page = await get(start);
+      for (;;) {
+        expect(page.status).toBe(200);
+        items.push(...page.body.value);
+        if (!page.body['@odata.nextLink']) break;
+        page = await get(page.body['@odata.nextLink']);
+      }
+      return { items, link: page.body['@odata.deltaLink'] };
+    }
+  });
+
   describe('$batch', () => {
     it('When sub-requests are batched, then each has its own status and body, matched by id', async () => {
       const { status, body } = await batch([

@@ -8,7 +8,10 @@
  *   GET  /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user       paged, nested groups expanded
  *   GET  /v1.0/users/{id | userPrincipalName}
  *   GET  /v1.0/users                                                    paged, $filter (eq, in)
- *   GET  /v1.0/users/delta                                              not yet (501), see routeUsers
+ *   GET  /v1.0/users/delta                                              delta rounds, @removed, $filter=id eq … or …
+ *   GET  /v1.0/groups/delta                                             delta rounds, members@delta, same $filter
+ *   GET  /v1.0/directory/deletedItems/microsoft.graph.user              paged, $filter (eq, in)
+ *   GET  /v1.0/directory/deletedItems/{id}
  *   POST /v1.0/$batch                                                   ≤ 20 GET sub-requests
  *
  * Invariants:
@@ -20,6 +23,12 @@
  *   (so `accountEnabled` is missing without $select — a reader that forgets $select notices).
  * - A fault fires on requests (and, when it has `pathIncludes`, on $batch sub-requests) only after
  *   authentication, so a 401 never consumes one.
+ * - A soft-deleted user (`deletedDateTime` set) exists only in the deleted items: /users, group
+ *   members and appRoleAssignedTo leave it (and its assignments) out until it is restored. A
+ *   hard-deleted user is simply absent from `tenant.users`.
+ * - A delta token remembers a snapshot of what its round reported; the next round is the tenant
+ *   now compared with that snapshot, so direct edits of `tenant` show up in delta like changes
+ *   made through the helpers. Tokens stay valid until `expireDeltaTokens()`.
  */
 import https from 'node:https';
 import fs from 'node:fs';
@@ -29,9 +38,25 @@ import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntraUser } from '../../shared/sync/model';
 
+export interface EmulatedAppRole {
+  id: string;
+  value: string | null;
+  displayName: string;
+  allowedMemberTypes?: string[];
+  isEnabled?: boolean;
+}
+
 export interface EmulatedTenant {
-  servicePrincipals: Array<{ id: string; appId: string; displayName: string }>;
-  users: Array<EntraUser & { department?: string | null; jobTitle?: string | null; [k: string]: unknown }>;
+  servicePrincipals: Array<{ id: string; appId: string; displayName: string; appRoles?: EmulatedAppRole[] }>;
+  users: Array<EntraUser & {
+    department?: string | null;
+    jobTitle?: string | null;
+    /** As Graph nests them: { extensionAttribute1: ..., ... }; missing keys read as null. */
+    onPremisesExtensionAttributes?: Record<string, string | null>;
+    /** Set: soft-deleted (in the deleted items, restorable). */
+    deletedDateTime?: string | null;
+    [k: string]: unknown;
+  }>;
   groups: Array<{ id: string; displayName: string; members: string[] /* user, group or SP ids */ }>;
   assignments: Array<{
     id: string;
@@ -43,8 +68,11 @@ export interface EmulatedTenant {
 }
 
 export interface GraphFault {
-  /** throttle: 429 + Retry-After; status: any status (e.g. 403, 500, 503); reset: the socket is destroyed. */
-  kind: 'throttle' | 'status' | 'reset';
+  /**
+   * throttle: 429 + Retry-After; status: any status (e.g. 403, 500, 503); reset: the socket is
+   * destroyed; dropLinks: a normal 200 answer without its @odata.nextLink / @odata.deltaLink.
+   */
+  kind: 'throttle' | 'status' | 'reset' | 'dropLinks';
   /** How many matching requests fail. */
   times: number;
   status?: number;
@@ -94,8 +122,36 @@ export interface GraphEmulator {
   clearFaults(): void;
   /** When set, nextLinks point at this origin instead of `url` (to test that a reader refuses them). */
   nextLinkOrigin: string | undefined;
+
+  // Changes as an admin makes them in Entra; editing `tenant` directly works as well.
+  addUser(user: TenantUser): TenantUser;
+  /** Throws for an unknown (or hard-deleted) user. */
+  updateUser(id: string, patch: Partial<TenantUser>): TenantUser;
+  /** Moves the user to the deleted items: hidden everywhere else, assignments and memberships kept. */
+  softDeleteUser(id: string, when?: Date): void;
+  restoreUser(id: string): void;
+  /** Removes the user for good, with its memberships and assignments. */
+  hardDeleteUser(id: string): void;
+  addMember(groupId: string, memberId: string): void;
+  removeMember(groupId: string, memberId: string): void;
+  /** Assigns a user, group or service principal to the (first, unless named) service principal. */
+  assign(principalId: string, principalType: Assignment['principalType'], appRoleId?: string, resourceId?: string): Assignment;
+  /** Removes every assignment of the principal (to the named service principal, or any). */
+  unassign(principalId: string, resourceId?: string): void;
+  /**
+   * Makes every delta and skip token issued so far unusable, as Graph does after about 7 days
+   * or a tenant migration: the next use answers `status` (default 410 Gone) with `code`
+   * (default syncStateNotFound; Graph also sends resyncRequired).
+   */
+  expireDeltaTokens(options?: { status?: number; code?: string }): void;
   close(): Promise<void>;
 }
+
+export type TenantUser = EmulatedTenant['users'][number];
+export type Assignment = EmulatedTenant['assignments'][number];
+
+/** The app role of an assignment that gives no specific role ("Default Access"). */
+export const DEFAULT_ACCESS_ROLE = '00000000-0000-0000-0000-000000000000';
 
 /** Where the certificate lives, from the sources (test/emulators) or the build (dist/test/emulators). */
 export function certificatePaths(): { cert: string; key: string } {
@@ -163,6 +219,8 @@ function graphError(status: number, code?: string, message?: string, headers?: H
 }
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+const COLLECTION_PROPERTIES = new Set(['businessPhones', 'appRoles']);
+const EXTENSION_ATTRIBUTE_NAMES = Array.from({ length: 15 }, (_, i) => `extensionAttribute${i + 1}`);
 
 function project(item: Record<string, unknown>, select: string[] | undefined, defaults?: string[]): Record<string, unknown> {
   const fields = select ?? defaults;
@@ -170,9 +228,43 @@ function project(item: Record<string, unknown>, select: string[] | undefined, de
   const out: Record<string, unknown> = {};
   for (const field of fields) {
     const value = item[field];
-    out[field] = value === undefined ? (field === 'businessPhones' ? [] : null) : value;
+    if (field === 'onPremisesExtensionAttributes') {
+      // Graph always sends all fifteen, null when unset.
+      const nested = (value ?? {}) as Record<string, unknown>;
+      out[field] = Object.fromEntries(EXTENSION_ATTRIBUTE_NAMES.map((name) => [name, nested[name] ?? null]));
+      continue;
+    }
+    out[field] = value === undefined ? (COLLECTION_PROPERTIES.has(field) ? [] : null) : value;
   }
   return out;
+}
+
+const isSoftDeleted = (user: { deletedDateTime?: string | null }): boolean => typeof user.deletedDateTime === 'string';
+
+type DeltaResource = 'users' | 'groups';
+/** Object id (lower-case) → its id and what the round reported about it. */
+type Snapshot = Map<string, { id: string; state: string }>;
+interface DeltaState {
+  resource: DeltaResource;
+  select: string[] | undefined;
+  /** The objects a `$filter=id eq …` limits the round to (lower-case), or all. */
+  ids: string[] | undefined;
+  snapshot: Snapshot;
+}
+
+/** Graph limits a delta query to 50 objects named in its filter. */
+const MAX_DELTA_FILTER_IDS = 50;
+
+/** Delta queries filter only by object id: `id eq 'a' or id eq 'b'` (no `in`). */
+function parseIdFilter(text: string): { ids: string[] } | { error: string } {
+  const ids: string[] = [];
+  for (const clause of text.trim().split(/\s+or\s+/i)) {
+    const match = /^id\s+eq\s+'([^']*)'$/i.exec(clause.trim());
+    if (!match) return { error: 'Unsupported query: delta queries filter only by id, as id eq \'…\' or id eq \'…\'.' };
+    ids.push((match[1] as string).toLowerCase());
+  }
+  if (ids.length > MAX_DELTA_FILTER_IDS) return { error: `A delta query filters at most ${MAX_DELTA_FILTER_IDS} objects (got ${ids.length}).` };
+  return { ids };
 }
 
 /** Parses the filters the reader needs: `prop eq 'x'|true|false|null` and `prop in ('a','b')`. */
@@ -214,6 +306,9 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
   const pageSize = options.pageSize ?? 100;
   const faults: ArmedFault[] = [];
   const skipTokens = new Map<string, { path: string; offset: number }>();
+  const deltaTokens = new Map<string, DeltaState>();
+  const deltaSkips = new Map<string, { resource: DeltaResource; entries: Array<Record<string, unknown>>; offset: number; next: DeltaState }>();
+  const expiredTokens = new Map<string, { status: number; code: string }>();
   const { cert, key } = certificatePaths();
 
   // --- paging -----------------------------------------------------------------------------------
@@ -263,10 +358,176 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     return select === null ? undefined : select.split(',').map((s) => s.trim()).filter(Boolean);
   };
 
+  // --- delta -----------------------------------------------------------------------------------
+  // A delta token holds a snapshot of what its round reported; the next round is the difference
+  // between the tenant now and that snapshot. So direct edits of `tenant` show up like any other.
+
+  function routeDelta(req: Request, resource: DeltaResource, extra: string[]): Reply {
+    if (extra.length > 0) return graphError(400, 'BadRequest', `Resource not found for the segment '${extra[0]}'.`);
+    if (req.query.has('$top') || req.query.has('$orderby') || req.query.has('$expand')) {
+      return graphError(400, 'Request_UnsupportedQuery', `$top, $orderby and $expand are not supported with /${resource}/delta.`);
+    }
+    const skipToken = req.query.get('$skiptoken');
+    const deltaToken = req.query.get('$deltatoken');
+    const token = skipToken ?? deltaToken;
+    if (token !== null) {
+      const expired = expiredTokens.get(token);
+      if (expired) {
+        const message = expired.code.toLowerCase() === 'resyncrequired'
+          ? 'Resync required. Replace any local items with the server\'s version (including deletes).'
+          : 'The sync state token is not valid or has expired. Start a new sync.';
+        return graphError(expired.status, expired.code, message, { Location: `${api.url}/v1.0/${resource}/delta` });
+      }
+    }
+    if (skipToken !== null) {
+      const pending = deltaSkips.get(skipToken);
+      if (!pending || pending.resource !== resource) return graphError(400, 'Request_BadRequest', 'Badly formed token.');
+      deltaSkips.delete(skipToken);
+      return deltaPage(resource, pending.entries, pending.offset, pending.next);
+    }
+    let previous: DeltaState | undefined;
+    let select: string[] | undefined;
+    let ids: string[] | undefined;
+    if (deltaToken !== null) {
+      previous = deltaTokens.get(deltaToken);
+      if (!previous || previous.resource !== resource) return graphError(400, 'Request_BadRequest', 'Badly formed token.');
+      ({ select, ids } = previous);
+    } else {
+      select = selectOf(req);
+      const filterText = req.query.get('$filter');
+      if (filterText !== null) {
+        const parsed = parseIdFilter(filterText);
+        if ('error' in parsed) return graphError(400, 'Request_UnsupportedQuery', parsed.error);
+        ids = parsed.ids;
+      }
+    }
+    const next: DeltaState = { resource, select, ids, snapshot: resource === 'users' ? userSnapshot(select, ids) : groupSnapshot(select, ids) };
+    const entries = resource === 'users' ? userChanges(previous?.snapshot, next.snapshot) : groupChanges(previous?.snapshot, next.snapshot);
+    return deltaPage(resource, entries, 0, next);
+  }
+
+  function deltaPage(resource: DeltaResource, entries: Array<Record<string, unknown>>, offset: number, next: DeltaState): Reply {
+    const origin = api.nextLinkOrigin ?? api.url;
+    const body: Record<string, unknown> = { '@odata.context': `${api.url}/v1.0/$metadata#${resource}` };
+    // A page holds pageSize objects, a member in members@delta counting as one: a group with many
+    // member changes fills a page by itself, as in Graph.
+    const weight = (entry: Record<string, unknown>): number => Math.max(1, (entry['members@delta'] as unknown[] | undefined)?.length ?? 0);
+    let end = offset;
+    for (let used = 0; end < entries.length && (end === offset || used + weight(entries[end]!) <= pageSize); end++) used += weight(entries[end]!);
+    body.value = entries.slice(offset, end);
+    const token = randomBytes(18).toString('base64url');
+    if (end < entries.length) {
+      deltaSkips.set(token, { resource, entries, offset: end, next });
+      body['@odata.nextLink'] = `${origin}/v1.0/${resource}/delta?$skiptoken=${token}`;
+    } else {
+      deltaTokens.set(token, next);
+      body['@odata.deltaLink'] = `${origin}/v1.0/${resource}/delta?$deltatoken=${token}`;
+    }
+    return { status: 200, body };
+  }
+
+  /** Per user: 'soft' while soft-deleted, else the JSON of what the round reports about it. */
+  function userSnapshot(select: string[] | undefined, ids: string[] | undefined): Snapshot {
+    const snapshot: Snapshot = new Map();
+    for (const user of api.tenant.users) {
+      if (ids && !ids.includes(user.id.toLowerCase())) continue;
+      const projected = { ...project(user, select, USER_DEFAULT_PROPERTIES), id: user.id };
+      snapshot.set(user.id.toLowerCase(), { id: user.id, state: isSoftDeleted(user) ? 'soft' : JSON.stringify(projected) });
+    }
+    return snapshot;
+  }
+
+  function userChanges(before: Snapshot | undefined, now: Snapshot): Array<Record<string, unknown>> {
+    const entries: Array<Record<string, unknown>> = [];
+    for (const [key, { id, state }] of now) {
+      const old = before?.get(key)?.state;
+      if (state === 'soft') {
+        // Soft-deleted: "changed" says it can still be restored from the deleted items.
+        if (old !== undefined && old !== 'soft') entries.push({ id, '@removed': { reason: 'changed' } });
+      } else if (old !== state) {
+        entries.push(JSON.parse(state) as Record<string, unknown>);
+      }
+    }
+    for (const [key, { id }] of before ?? []) {
+      if (!now.has(key)) entries.push({ id, '@removed': { reason: 'deleted' } });
+    }
+    return entries;
+  }
+
+  /** Per group: its selected properties and, when tracked, its members as "type id" lines. */
+  function groupSnapshot(select: string[] | undefined, ids: string[] | undefined): Snapshot {
+    const snapshot: Snapshot = new Map();
+    const withMembers = select === undefined || select.includes('members');
+    const properties = (select ?? ['displayName']).filter((p) => p !== 'members');
+    for (const group of api.tenant.groups) {
+      if (ids && !ids.includes(group.id.toLowerCase())) continue;
+      const members: string[] = [];
+      if (withMembers) {
+        for (const memberId of group.members) {
+          const type = memberType(memberId);
+          if (type) members.push(`${type} ${memberId}`);
+        }
+      }
+      const props = { ...project(group, properties), id: group.id };
+      snapshot.set(group.id.toLowerCase(), { id: group.id, state: JSON.stringify({ props, members: withMembers ? members : null }) });
+    }
+    return snapshot;
+  }
+
+  function memberType(memberId: string): string | undefined {
+    const user = api.tenant.users.find((u) => same(u.id, memberId));
+    // A soft-deleted user leaves its groups until it is restored.
+    if (user) return isSoftDeleted(user) ? undefined : '#microsoft.graph.user';
+    if (api.tenant.groups.some((g) => same(g.id, memberId))) return '#microsoft.graph.group';
+    if (api.tenant.servicePrincipals.some((s) => same(s.id, memberId))) return '#microsoft.graph.servicePrincipal';
+    return undefined;
+  }
+
+  function groupChanges(before: Snapshot | undefined, now: Snapshot): Array<Record<string, unknown>> {
+    const entries: Array<Record<string, unknown>> = [];
+    type GroupState = { props: Record<string, unknown>; members: string[] | null };
+    const asMember = (line: string, removed: boolean): Record<string, unknown> => {
+      const [type, id] = line.split(' ');
+      return removed ? { '@odata.type': type, id, '@removed': { reason: 'deleted' } } : { '@odata.type': type, id };
+    };
+    for (const [key, { state }] of now) {
+      const old = before?.get(key)?.state;
+      if (old === state) continue;
+      const current = JSON.parse(state) as GroupState;
+      const previous = old === undefined ? undefined : (JSON.parse(old) as GroupState);
+      if (current.members === null) {
+        entries.push(current.props);
+        continue;
+      }
+      const had = new Set(previous?.members ?? []);
+      const has = new Set(current.members);
+      const delta = [
+        ...current.members.filter((m) => !had.has(m)).map((m) => asMember(m, false)),
+        ...[...had].filter((m) => !has.has(m)).map((m) => asMember(m, true)),
+      ];
+      if (delta.length === 0) {
+        entries.push(current.props);
+        continue;
+      }
+      // Like Graph, a long member list is spread over several entries of the same group.
+      for (let start = 0; start < delta.length; start += pageSize) {
+        entries.push({ ...current.props, 'members@delta': delta.slice(start, start + pageSize) });
+      }
+    }
+    for (const [key, { id }] of before ?? []) {
+      if (!now.has(key)) entries.push({ id, '@removed': { reason: 'deleted' } });
+    }
+    return entries;
+  }
+
   // --- resources --------------------------------------------------------------------------------
 
+  /** Users that are not soft-deleted: everything but the deleted items sees only these. */
+  const liveUsers = () => api.tenant.users.filter((u) => !isSoftDeleted(u));
   const findUser = (idOrUpn: string) =>
-    api.tenant.users.find((u) => same(u.id, idOrUpn) || same(u.userPrincipalName, idOrUpn));
+    liveUsers().find((u) => same(u.id, idOrUpn) || same(u.userPrincipalName, idOrUpn));
+  const isHiddenPrincipal = (principalId: string): boolean =>
+    api.tenant.users.some((u) => same(u.id, principalId) && isSoftDeleted(u));
   const notFound = (id: string): Reply =>
     graphError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
 
@@ -278,12 +539,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     if (relation === undefined) return { status: 200, body: project(sp, selectOf(req)) };
     if (relation === 'appRoleAssignedTo' && more.length === 0) {
       const principalName = (principalId: string): string | null =>
-        api.tenant.users.find((u) => same(u.id, principalId))?.displayName ??
+        liveUsers().find((u) => same(u.id, principalId))?.displayName ??
         api.tenant.groups.find((g) => same(g.id, principalId))?.displayName ??
         api.tenant.servicePrincipals.find((s) => same(s.id, principalId))?.displayName ??
         null;
       const items = api.tenant.assignments
-        .filter((a) => same(a.resourceId, sp.id))
+        .filter((a) => same(a.resourceId, sp.id) && !isHiddenPrincipal(a.principalId))
         .map((a) => project({
           id: a.id,
           appRoleId: a.appRoleId,
@@ -303,6 +564,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
   function routeGroups(req: Request, segments: string[]): Reply {
     const [, id, relation, cast, ...more] = segments;
     if (id === undefined) return graphError(400, 'BadRequest', 'Listing groups is not emulated.');
+    if (id === 'delta') return routeDelta(req, 'groups', segments.slice(2));
     const group = api.tenant.groups.find((g) => same(g.id, id));
     if (!group) return notFound(id);
     if ((relation === 'members' || relation === 'transitiveMembers') && cast === 'microsoft.graph.user' && more.length === 0) {
@@ -328,7 +590,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       const seenUsers = new Set<string>();
       const users: Array<Record<string, unknown>> = [];
       for (const memberId of memberIds) {
-        const user = api.tenant.users.find((u) => same(u.id, memberId));
+        const user = liveUsers().find((u) => same(u.id, memberId));
         if (!user || seenUsers.has(user.id)) continue;
         seenUsers.add(user.id);
         users.push(project(user, selectOf(req), USER_DEFAULT_PROPERTIES));
@@ -340,28 +602,48 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
   function routeUsers(req: Request, segments: string[]): Reply {
     const [, id, ...more] = segments;
-    if (id === 'delta') {
-      // The incremental-cycle issue implements this: deltaLink/nextLink, @removed, 410 on stale tokens.
-      return graphError(501, 'NotImplemented', '/users/delta is not emulated yet.');
-    }
+    if (id === 'delta') return routeDelta(req, 'users', more);
     if (id !== undefined) {
       if (more.length > 0) return graphError(400, 'BadRequest', `Resource not found for the segment '${more[0]}'.`);
       const user = findUser(id);
       if (!user) return notFound(id);
       return { status: 200, body: project(user, selectOf(req), USER_DEFAULT_PROPERTIES) };
     }
-    let users = api.tenant.users as Array<Record<string, unknown>>;
-    const filterText = req.query.get('$filter');
-    if (filterText !== null) {
-      const filter = parseFilter(filterText);
-      if ('error' in filter) return graphError(400, 'Request_UnsupportedQuery', filter.error);
-      users = users.filter((user) => {
-        const value = user[filter.property];
-        return filter.values.some((wanted) =>
-          typeof value === 'string' && typeof wanted === 'string' ? same(value, wanted) : value === wanted);
-      });
-    }
+    const users = filtered(req, liveUsers());
+    if ('error' in users) return users.error;
     return page(req, users.map((u) => project(u, selectOf(req), USER_DEFAULT_PROPERTIES)), 'users');
+  }
+
+  function filtered(req: Request, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> | { error: Reply } {
+    const filterText = req.query.get('$filter');
+    if (filterText === null) return items;
+    const filter = parseFilter(filterText);
+    if ('error' in filter) return { error: graphError(400, 'Request_UnsupportedQuery', filter.error) };
+    return items.filter((item) => {
+      const value = item[filter.property];
+      return filter.values.some((wanted) =>
+        typeof value === 'string' && typeof wanted === 'string' ? same(value, wanted) : value === wanted);
+    });
+  }
+
+  function routeDirectory(req: Request, segments: string[]): Reply {
+    const [, container, idOrCast, ...more] = segments;
+    if (container !== 'deletedItems' || more.length > 0) {
+      return graphError(400, 'BadRequest', `Resource not found for the segment '${container ?? ''}'.`);
+    }
+    const deleted = api.tenant.users.filter(isSoftDeleted);
+    const defaults = [...USER_DEFAULT_PROPERTIES, 'deletedDateTime'];
+    if (idOrCast === undefined) {
+      return graphError(400, 'Request_BadRequest', 'The OData cast type is required when listing deleted items, e.g. /directory/deletedItems/microsoft.graph.user.');
+    }
+    if (idOrCast === 'microsoft.graph.user') {
+      const users = filtered(req, deleted);
+      if ('error' in users) return users.error;
+      return page(req, users.map((u) => project(u, selectOf(req), defaults)), 'directory/deletedItems/microsoft.graph.user');
+    }
+    const user = deleted.find((u) => same(u.id, idOrCast));
+    if (!user) return notFound(idOrCast);
+    return { status: 200, body: { '@odata.type': '#microsoft.graph.user', ...project(user, selectOf(req), defaults) } };
   }
 
   function routeBatch(req: Request): Reply {
@@ -390,7 +672,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
         headers: subHeaders,
         inBatch: true,
       };
-      const answer = fire(subReq, decodeSafe(relative)) ?? route(subReq);
+      const answer = answerWithFaults(subReq, decodeSafe(relative));
       // A sub-request has no socket of its own to reset (fire() skips resets inside a batch).
       const reply = answer === 'reset' ? { status: 500 as number, headers: undefined, body: undefined } : answer;
       batchRequests.push({ method: subReq.method, path: decodeSafe(relative), status: reply.status });
@@ -416,6 +698,8 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
         return routeGroups(req, segments);
       case 'users':
         return routeUsers(req, segments);
+      case 'directory':
+        return routeDirectory(req, segments);
       default:
         return graphError(400, 'BadRequest', `Resource not found for the segment '${collection ?? ''}'.`);
     }
@@ -423,7 +707,19 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
   // --- faults -----------------------------------------------------------------------------------
 
-  function fire(req: Request, recordedPath: string): Reply | undefined {
+  function answerWithFaults(req: Request, recordedPath: string): Reply {
+    const fault = fire(req, recordedPath);
+    if (fault === undefined) return route(req);
+    if (fault !== 'dropLinks') return fault;
+    const reply = route(req);
+    if (reply !== 'reset' && reply.body && typeof reply.body === 'object') {
+      const { '@odata.nextLink': _next, '@odata.deltaLink': _delta, ...rest } = reply.body as Record<string, unknown>;
+      return { ...reply, body: rest };
+    }
+    return reply;
+  }
+
+  function fire(req: Request, recordedPath: string): Reply | 'dropLinks' | undefined {
     for (const fault of faults) {
       if (fault.fired >= fault.times) continue;
       if (req.inBatch && fault.pathIncludes === undefined) continue;
@@ -433,6 +729,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       if (fault.matched <= (fault.afterMatches ?? 0)) continue;
       fault.fired++;
       if (fault.kind === 'reset') return 'reset';
+      if (fault.kind === 'dropLinks') return 'dropLinks';
       if (fault.kind === 'throttle') {
         return graphError(429, undefined, undefined, { 'Retry-After': String(fault.retryAfterSeconds ?? 1) });
       }
@@ -505,7 +802,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       body,
       inBatch: false,
     };
-    send(fire(req, recordedPath) ?? route(req));
+    send(answerWithFaults(req, recordedPath));
   }
 
   const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (message, response) => {
@@ -538,8 +835,61 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     inject(fault: GraphFault): void {
       faults.push({ ...fault, matched: 0, fired: 0 });
     },
+    addUser(user: TenantUser): TenantUser {
+      if (api.tenant.users.some((u) => same(u.id, user.id))) throw new Error(`user ${user.id} exists already`);
+      api.tenant.users.push(user);
+      return user;
+    },
+    updateUser(id: string, patch: Partial<TenantUser>): TenantUser {
+      const user = api.tenant.users.find((u) => same(u.id, id));
+      if (!user) throw new Error(`no user ${id} in the emulated tenant`);
+      return Object.assign(user, patch);
+    },
+    softDeleteUser(id: string, when: Date = new Date()): void {
+      api.updateUser(id, { deletedDateTime: when.toISOString().replace(/\.\d{3}Z$/, 'Z') });
+    },
+    restoreUser(id: string): void {
+      const user = api.updateUser(id, {});
+      if (!isSoftDeleted(user)) throw new Error(`user ${id} is not in the deleted items`);
+      delete user.deletedDateTime;
+    },
+    hardDeleteUser(id: string): void {
+      const tenant = api.tenant;
+      const before = tenant.users.length;
+      tenant.users = tenant.users.filter((u) => !same(u.id, id));
+      if (tenant.users.length === before) throw new Error(`no user ${id} in the emulated tenant`);
+      for (const group of tenant.groups) group.members = group.members.filter((m) => !same(m, id));
+      tenant.assignments = tenant.assignments.filter((a) => !same(a.principalId, id));
+    },
+    addMember(groupId: string, memberId: string): void {
+      const group = api.tenant.groups.find((g) => same(g.id, groupId));
+      if (!group) throw new Error(`no group ${groupId} in the emulated tenant`);
+      if (!group.members.some((m) => same(m, memberId))) group.members.push(memberId);
+    },
+    removeMember(groupId: string, memberId: string): void {
+      const group = api.tenant.groups.find((g) => same(g.id, groupId));
+      if (!group) throw new Error(`no group ${groupId} in the emulated tenant`);
+      group.members = group.members.filter((m) => !same(m, memberId));
+    },
+    assign(principalId: string, principalType: Assignment['principalType'], appRoleId = DEFAULT_ACCESS_ROLE, resourceId?: string): Assignment {
+      const resource = resourceId ?? api.tenant.servicePrincipals[0]?.id;
+      if (!resource) throw new Error('the emulated tenant has no service principal to assign to');
+      const assignment: Assignment = { id: randomBytes(16).toString('base64url'), resourceId: resource, principalId, principalType, appRoleId };
+      api.tenant.assignments.push(assignment);
+      return assignment;
+    },
+    unassign(principalId: string, resourceId?: string): void {
+      api.tenant.assignments = api.tenant.assignments.filter((a) =>
+        !(same(a.principalId, principalId) && (resourceId === undefined || same(a.resourceId, resourceId))));
+    },
     clearFaults(): void {
       faults.length = 0;
+    },
+    expireDeltaTokens(options: { status?: number; code?: string } = {}): void {
+      const expiry = { status: options.status ?? 410, code: options.code ?? 'syncStateNotFound' };
+      for (const token of [...deltaTokens.keys(), ...deltaSkips.keys()]) expiredTokens.set(token, expiry);
+      deltaTokens.clear();
+      deltaSkips.clear();
     },
     close(): Promise<void> {
       server.closeAllConnections();

@@ -162,6 +162,7 @@ describe('Entra reader against the Graph and managed identity emulators', () => 
       expect(byId.get(userId(1))).toEqual({
         id: userId(1), userPrincipalName: 'user1@contoso.test', displayName: 'User 1', givenName: 'User', surname: 'N1',
         mail: 'user1@contoso.test', accountEnabled: true, direct: true, viaGroups: [], appRoleIds: [ROLE_ADMIN],
+        attributes: {},
       });
       expect(byId.get(userId(2))).toMatchObject({ direct: false, viaGroups: [groupId(1)], appRoleIds: [DEFAULT_ACCESS] });
       const both = byId.get(userId(3));
@@ -215,6 +216,164 @@ describe('Entra reader against the Graph and managed identity emulators', () => 
 
     it('When the service principal is read, then its id, appId and name come back', async () => {
       expect(await readerFor(graph).getServicePrincipal()).toEqual({ id: SP, appId: hex('ab000000', 1), displayName: 'TeamViewer' });
+    });
+  });
+
+  describe('scope all, nested groups and extra attributes', () => {
+    it('When the scope is all, then every user of the tenant comes back over all pages, with assignment facts where there are some', async () => {
+      const { users, assignedGroupIds, directUserIds } = await readerFor(graph).readAssignedUsers({ scope: 'all' });
+
+      expect(users.map((u) => u.id)).toEqual([1, 2, 3, 4, 5, 6].map(userId));
+      const byId = new Map(users.map((u) => [u.id, u]));
+      expect(byId.get(userId(6))).toMatchObject({ direct: false, viaGroups: [], appRoleIds: [], userPrincipalName: 'user6@contoso.test' });
+      // Nested group members are users of the tenant but not brought in by an assignment.
+      expect(byId.get(userId(4))).toMatchObject({ direct: false, viaGroups: [], appRoleIds: [] });
+      expect(byId.get(userId(1))).toMatchObject({ direct: true, appRoleIds: [ROLE_ADMIN] });
+      expect(byId.get(userId(3))).toMatchObject({ direct: true, appRoleIds: [DEFAULT_ACCESS, ROLE_ADMIN, ROLE_USER].sort() });
+      expect([...(byId.get(userId(3))?.viaGroups ?? [])].sort()).toEqual([groupId(1), groupId(2)]);
+      expect(byId.get(userId(5))).toMatchObject({ direct: true, accountEnabled: false });
+      expect(assignedGroupIds).toEqual([groupId(1), groupId(2)]);
+      expect(directUserIds).toEqual([1, 3, 5, 7].map(userId));
+
+      // 6 users at 3 per page; member lists carry only ids; no user is read twice.
+      expect(graph.requests.filter((r) => r.path.startsWith('/v1.0/users?'))).toHaveLength(2);
+      expect(graph.requests.find((r) => r.path.startsWith('/v1.0/users?'))?.path).toContain('$top=999');
+      const memberReads = graph.batchRequests.filter((r) => r.path.includes('/members/'));
+      expect(memberReads).toHaveLength(2);
+      expect(memberReads.every((r) => r.path.includes('$select=id&'))).toBe(true);
+      expect(graph.batchRequests.some((r) => r.path.startsWith('/users?$filter'))).toBe(false);
+    });
+
+    it('When the scope is all, then assigned users read exactly as with the assigned scope', async () => {
+      const reader = readerFor(graph);
+      const all = await reader.readAssignedUsers({ scope: 'all', attributes: ['department'] });
+      const assigned = await reader.readAssignedUsers({ attributes: ['department'] });
+      expect(all.users.filter((u) => u.direct || u.viaGroups.length > 0)).toEqual(assigned.users);
+    });
+
+    it('When a user is only in a group nested in an assigned group, then it is in scope only with expandNestedGroups', async () => {
+      const reader = readerFor(graph);
+      const flat = await reader.readAssignedUsers();
+      expect(flat.users.map((u) => u.id)).not.toContain(userId(4));
+
+      graph.resetRequests();
+      const nested = await reader.readAssignedUsers({ expandNestedGroups: true });
+      expect(nested.users.map((u) => u.id)).toEqual([1, 2, 3, 4, 5].map(userId));
+      expect(nested.users.find((u) => u.id === userId(4))).toMatchObject({ direct: false, viaGroups: [groupId(1)], appRoleIds: [DEFAULT_ACCESS] });
+      const memberReads = graph.batchRequests.filter((r) => r.path.startsWith('/groups/'));
+      expect(memberReads.map((r) => r.path.split('?')[0]).sort()).toEqual([
+        `/groups/${groupId(1)}/transitiveMembers/microsoft.graph.user`,
+        `/groups/${groupId(2)}/transitiveMembers/microsoft.graph.user`,
+      ]);
+
+      const all = await reader.readAssignedUsers({ scope: 'all', expandNestedGroups: true });
+      expect(all.users.find((u) => u.id === userId(4))).toMatchObject({ viaGroups: [groupId(1)] });
+    });
+
+    it('When a user sits at the end of a deep chain of nested groups (with a loop), then only expandNestedGroups finds it', async () => {
+      graph.addUser(user(8));
+      graph.tenant.groups.push(
+        { id: groupId(4), displayName: 'Level 2', members: [groupId(5)] },
+        { id: groupId(5), displayName: 'Level 3', members: [groupId(6), groupId(3)] },
+        { id: groupId(6), displayName: 'Level 4', members: [userId(8), groupId(4)] },
+      );
+      graph.addMember(groupId(3), groupId(4));
+      const reader = readerFor(graph);
+      expect((await reader.readAssignedUsers()).users.map((u) => u.id)).not.toContain(userId(8));
+      const deep = await reader.readAssignedUsers({ expandNestedGroups: true });
+      expect(deep.users.find((u) => u.id === userId(8))).toMatchObject({ viaGroups: [groupId(1)], appRoleIds: [DEFAULT_ACCESS] });
+      expect(deep.users.filter((u) => u.id === userId(4))).toHaveLength(1);
+    });
+
+    it('When extra attributes are asked for, then they come back by canonical name, extension attributes flattened, unset ones null', async () => {
+      graph.updateUser(userId(1), { onPremisesExtensionAttributes: { extensionAttribute3: 'EMEA', extensionAttribute7: 'x' }, jobTitle: 'Engineer' });
+      graph.updateUser(userId(2), { department: null });
+      const attributes = ['department', 'EXTENSIONATTRIBUTE3', 'jobTitle', 'physicalDeliveryOfficeName', 'onPremisesExtensionAttributes.extensionAttribute7'];
+      const { users } = await readerFor(graph).readAssignedUsers({ attributes });
+
+      const byId = new Map(users.map((u) => [u.id, u]));
+      expect(byId.get(userId(1))?.attributes).toEqual({ department: 'Support', extensionAttribute3: 'EMEA', jobTitle: 'Engineer', officeLocation: null, extensionAttribute7: 'x' });
+      expect(byId.get(userId(2))?.attributes).toEqual({ department: null, extensionAttribute3: null, jobTitle: null, officeLocation: null, extensionAttribute7: null });
+      // The base fields are still there, and every read selected what the attributes need.
+      expect(byId.get(userId(1))).toMatchObject({ userPrincipalName: 'user1@contoso.test', accountEnabled: true });
+      const reads = graph.batchRequests.map((r) => new URLSearchParams(r.path.split('?')[1]).get('$select') ?? '');
+      expect(reads.length).toBeGreaterThan(0);
+      for (const select of reads) {
+        expect(select.split(',')).toEqual(expect.arrayContaining(['accountEnabled', 'department', 'onPremisesExtensionAttributes', 'jobTitle', 'officeLocation']));
+      }
+    });
+
+    it('When an attribute is not in the catalogue, then the read throws before any request', async () => {
+      await expect(readerFor(graph).readAssignedUsers({ attributes: ['department', 'favouriteColour'] })).rejects.toMatchObject({ code: 'ATTRIBUTE_UNKNOWN', attribute: 'favouriteColour' });
+      expect(graph.requests).toHaveLength(0);
+    });
+
+    it('When appRoleAssignments is asked for, then each user carries the values of its app roles (default access has none), for one more request', async () => {
+      graph.tenant.servicePrincipals[0]!.appRoles = [
+        { id: ROLE_ADMIN, value: 'Admin', displayName: 'Administrator', allowedMemberTypes: ['User'], isEnabled: true },
+        { id: ROLE_USER, value: null, displayName: 'Standard user', allowedMemberTypes: ['User'], isEnabled: true },
+      ];
+      const reader = readerFor(graph);
+      const plain = await reader.readAssignedUsers();
+      expect(plain.users.every((u) => u.appRoleValues === undefined)).toBe(true);
+      const plainRequests = graph.requests.length;
+      graph.resetRequests();
+
+      const { users, stats } = await reader.readAssignedUsers({ attributes: ['appRoleAssignments', 'IsSoftDeleted'] });
+      const byId = new Map(users.map((u) => [u.id, u]));
+      expect(byId.get(userId(1))?.appRoleValues).toEqual(['Admin']);
+      expect(byId.get(userId(2))?.appRoleValues).toEqual([]);
+      expect([...(byId.get(userId(3))?.appRoleValues ?? [])].sort()).toEqual(['Admin', 'Standard user']);
+      expect(byId.get(userId(1))?.attributes).toEqual({});
+      expect(stats.requests).toBe(plainRequests + 1);
+    });
+  });
+
+  describe('soft-deleted users', () => {
+    it('When a user is soft-deleted, then it and its assignments leave the read, the deleted items name it, and a restore brings it back', async () => {
+      const reader = readerFor(graph);
+      graph.softDeleteUser(userId(1));
+      graph.softDeleteUser(userId(2));
+      const whileDeleted = await reader.readAssignedUsers();
+      expect(whileDeleted.users.map((u) => u.id)).toEqual([3, 5].map(userId));
+      expect(whileDeleted.directUserIds).not.toContain(userId(1));
+      expect((await reader.readAssignedUsers({ scope: 'all' })).users.map((u) => u.id)).not.toContain(userId(1));
+
+      // 2 soft-deleted, 7 hard-deleted, 3 live, an id in upper case, and something that is no object id.
+      const asked = [userId(1), userId(2).toUpperCase(), userId(3), userId(7), "x') or (id ne '"];
+      expect(await reader.readDeletedUserIds(asked)).toEqual(new Set([userId(1), userId(2).toUpperCase()]));
+      // What is no object id cannot be a deleted user: it never reaches a filter.
+      expect(graph.batchRequests.filter((r) => r.path.includes('deletedItems')).map((r) => r.path).join()).not.toContain('id ne');
+
+      graph.restoreUser(userId(1));
+      const restored = await reader.readAssignedUsers();
+      expect(restored.users.find((u) => u.id === userId(1))).toMatchObject({ direct: true, appRoleIds: [ROLE_ADMIN] });
+      expect(await reader.readDeletedUserIds(asked)).toEqual(new Set([userId(2).toUpperCase()]));
+
+      graph.hardDeleteUser(userId(2));
+      expect(await reader.readDeletedUserIds(asked)).toEqual(new Set());
+    });
+
+    it('When 40 ids are checked, then it costs one $batch of 15-id filters; none costs no request', async () => {
+      for (let n = 100; n < 140; n++) graph.addUser(user(n, { deletedDateTime: '2025-01-02T03:04:05Z' }));
+      const reader = readerFor(graph);
+      graph.resetRequests();
+      expect(await reader.readDeletedUserIds([])).toEqual(new Set());
+      expect(graph.requests).toHaveLength(0);
+
+      const ids = Array.from({ length: 40 }, (_, i) => userId(100 + i));
+      const deleted = await reader.readDeletedUserIds(ids);
+      expect(deleted).toEqual(new Set(ids));
+      // 15 + 15 + 10 ids in one $batch; each list spans pages of 3, whose nextLinks are followed.
+      expect(graph.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+      expect(graph.batchRequests).toHaveLength(3);
+      expect(graph.batchRequests.every((r) => r.path.startsWith('/directory/deletedItems/microsoft.graph.user?$filter=id in ('))).toBe(true);
+    });
+
+    it('When Graph refuses the deleted items, then GRAPH_FORBIDDEN names User.Read.All', async () => {
+      graph.inject({ kind: 'status', status: 403, times: 1, pathIncludes: 'deletedItems' });
+      const error = await readError(readerFor(graph).readDeletedUserIds([userId(1)]), 'GRAPH_FORBIDDEN');
+      expect(error.permission).toBe('User.Read.All');
     });
   });
 
