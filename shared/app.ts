@@ -14,6 +14,7 @@ import { StateStore } from './state/store';
 import type { StorageTarget } from './state/target';
 import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
 import { acquireLease, LeaseHeldError } from './sync/lease';
+import { EMPTY_GUARD_STATE, GUARD_KEY, type GuardState, type StagedDeactivations } from './sync/guard';
 import { sleep } from './http/retry';
 import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
 
@@ -27,6 +28,8 @@ export interface App {
   /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
   beat(trigger: CycleOptions['trigger']): Promise<CycleReport | null>;
   status(now?: Date): Promise<StatusDocument>;
+  /** Releases the deactivations the guard holds back, for the next cycle. Null when none are staged. */
+  allowDeactivations(by: string): Promise<StagedDeactivations | null>;
   testConnection(): Promise<ConnectionCheck[]>;
 }
 
@@ -62,7 +65,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logger,
   });
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync };
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -99,7 +102,8 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         logger.info('a cycle is already running; this beat does nothing');
         return null;
       }
-      const due = nextRunAt(cycles, settings.syncIntervalMinutes, now);
+      const guard = await store.getMeta<GuardState>(GUARD_KEY);
+      const due = guard?.value.allowance ? now : nextRunAt(cycles, settings.syncIntervalMinutes, now);
       if (due.getTime() > now.getTime()) {
         logger.debug(`no cycle due until ${due.toISOString()}`);
         return null;
@@ -113,7 +117,24 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       }
     },
     async status(now = new Date()) {
-      return buildStatus(await store.listCycles(20), settings.syncIntervalMinutes, now);
+      const [cycles, guard] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY)]);
+      return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null);
+    },
+    async allowDeactivations(by) {
+      // Conditional write: a cycle finishing at the same moment must not lose the allowance.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const row = await store.getMeta<GuardState>(GUARD_KEY);
+        const state = { ...EMPTY_GUARD_STATE, ...row?.value };
+        if (!state.staged) return null;
+        try {
+          await store.putMeta<GuardState>(GUARD_KEY, { ...state, allowance: { grantedAt: new Date().toISOString(), by } }, row?.etag ?? null);
+          logger.warn(`deactivations allowed by ${by}: ${state.staged.count} held back since ${state.staged.since} will be applied by the next cycle`);
+          return state.staged;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'STATE_CONFLICT') throw err;
+        }
+      }
+      throw Object.assign(new Error('the deactivation guard kept changing while it was being updated; try again'), { code: 'STATE_CONFLICT' });
     },
     async testConnection() {
       const checks: ConnectionCheck[] = [];

@@ -23,6 +23,8 @@ Usage:
                                      --wait: seconds to wait for a cycle already running, default 30)
   tvsync status [--json]             health, last cycle, next run, recent failures
   tvsync test-connection [--json]    check Table Storage, Microsoft Graph and the TeamViewer token
+  tvsync allow-deactivations         apply the deactivations the accidental-deletion guard holds back
+                                     (at the next cycle; run "tvsync sync" to apply them now)
   tvsync help                        this text
 
 Settings come from the environment and from local.settings.json (Values) in the current folder;
@@ -52,6 +54,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   sync: ['--dry-run', '--json', '--wait'],
   status: ['--json'],
   'test-connection': ['--json'],
+  'allow-deactivations': [],
   help: [],
 };
 
@@ -130,6 +133,8 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       return status(app, io, json);
     case 'test-connection':
       return testConnection(app, io, json);
+    case 'allow-deactivations':
+      return allowDeactivations(app, io);
     default:
       return 2;
   }
@@ -152,7 +157,7 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
     io.out.write(formatReport(report));
   }
   if (report.result === 'failed') return 1;
-  return report.counts.failed > 0 ? 1 : 0;
+  return report.counts.failed > 0 || report.counts.staged > 0 ? 1 : 0;
 }
 
 function progressBar(io: CliIo) {
@@ -184,7 +189,7 @@ export function formatReport(report: CycleReport): string {
   const c = report.counts;
   for (const [label, value] of [
     ['created', c.created], ['linked', c.linked], ['updated', c.updated], ['enabled', c.enabled], ['disabled', c.disabled],
-    ['unchanged', c.unchanged], ['skipped', c.skipped], ['failed', c.failed],
+    ['unchanged', c.unchanged], ['skipped', c.skipped], ['failed', c.failed], ['staged', c.staged],
   ] as const) {
     lines.push(`  ${pad(label)}${String(value).padStart(6)}`);
   }
@@ -198,6 +203,12 @@ export function formatReport(report: CycleReport): string {
       lines.push(`  ${pad(a.kind, 8)} ${a.userPrincipalName}${a.teamViewerId ? ` (${a.teamViewerId})` : ''}${what ? `  ${what}` : ''}${a.reason ? `  — ${a.reason}` : ''}`);
     }
     if (changed.length > 15) lines.push(`  … and ${changed.length - 15} more (use --json for all)`);
+  }
+  const staged = report.actions.filter((a) => a.status === 'staged');
+  if (staged.length > 0) {
+    lines.push('', `${staged.length} deactivation(s) held back by the accidental-deletion guard — ${staged[0].reason ?? ''}`, 'Check them, then run "tvsync allow-deactivations" to apply them.');
+    for (const a of staged.slice(0, 10)) lines.push(`  staged  ${a.userPrincipalName}${a.teamViewerId ? ` (${a.teamViewerId})` : ''}`);
+    if (staged.length > 10) lines.push(`  … and ${staged.length - 10} more (use --json for all)`);
   }
   const problems = report.actions.filter((a) => a.status === 'failure' || a.status === 'warning');
   if (problems.length > 0) {
@@ -232,11 +243,30 @@ export function formatStatus(doc: StatusDocument): string {
     if (l.error) lines.push(`  error ${l.error.code}: ${l.error.message}`);
   }
   if (doc.nextRunAt) lines.push(`Next run: ${doc.nextRunAt} (every ${doc.intervalMinutes} min)`);
+  if (doc.stagedDeactivations) {
+    const st = doc.stagedDeactivations;
+    lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason})${st.allowed ? ' — allowed, the next cycle applies them' : ' — run "tvsync allow-deactivations" to apply them'}`);
+    for (const u of st.sample.slice(0, 10)) lines.push(`  ${u.userPrincipalName}: ${u.reason}`);
+  }
   if (doc.recentFailures.length > 0) {
     lines.push('Recent failures:');
     for (const f of doc.recentFailures.slice(0, 20)) lines.push(`  ${f.userPrincipalName} (${f.action}): ${f.code} — ${f.message}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+async function allowDeactivations(app: App, io: CliIo): Promise<number> {
+  const by = `${io.env.USER ?? io.env.USERNAME ?? 'an operator'} (tvsync CLI)`;
+  const released = await app.allowDeactivations(by);
+  if (!released) {
+    io.out.write('Nothing is held back: no deactivations are staged.\n');
+    return 0;
+  }
+  io.out.write(`Allowed: ${released.count} deactivation(s) held back since ${released.since} (${released.reason}) will be applied by the next cycle.\n`);
+  for (const u of released.sample) io.out.write(`  ${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}\n`);
+  if (released.count > released.sample.length) io.out.write(`  … and ${released.count - released.sample.length} more\n`);
+  io.out.write('Run "tvsync sync" to apply them now.\n');
+  return 0;
 }
 
 async function testConnection(app: App, io: CliIo, json: boolean): Promise<number> {

@@ -18,6 +18,7 @@ import { registerSecret } from './log';
 import { isLoopbackHost } from './net';
 import { DEFAULT_MAPPINGS, parseMappings, type SyncConfig } from './sync/mapping';
 import { parseScopingFilters } from './sync/scoping';
+import { parseThreshold, type GuardSettings } from './sync/guard';
 
 export interface SettingSpec {
   name: string;
@@ -160,6 +161,20 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: 'false',
   },
   {
+    name: 'DEACTIVATION_THRESHOLD',
+    required: false,
+    default: '500',
+    description: 'Accidental-deletion guard: most deactivations one cycle may apply — a count (Entra\'s default is 500) or a share of managed users such as `15%`. Above it they are held back until `tvsync allow-deactivations`.',
+    example: '15%',
+  },
+  {
+    name: 'SUSPICIOUS_DROP_PERCENT',
+    required: false,
+    default: '50',
+    description: 'When Entra returns more than this percentage fewer users than the last good read, deactivations are held back as a suspicious read (0 turns it off).',
+    example: '50',
+  },
+  {
     name: 'STATE_TABLE_PREFIX',
     required: false,
     default: 'tvsync',
@@ -192,6 +207,8 @@ export interface Settings {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Scope, scoping filters, mappings, skip-out-of-scope-deletions. */
   sync: SyncConfig;
+  /** The accidental-deletion guard. */
+  guard: GuardSettings;
 }
 
 export interface SettingProblem {
@@ -376,6 +393,11 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     }
   }
 
+  const thresholdText = get('DEACTIVATION_THRESHOLD') ?? '500';
+  const threshold = parseThreshold(thresholdText);
+  if (!threshold) problems.push({ setting: 'DEACTIVATION_THRESHOLD', problem: `"${thresholdText}" must be a whole number of users (e.g. 500) or a percentage of managed users from 1% to 100% (e.g. 15%)` });
+  const guard: GuardSettings = { threshold: threshold ?? { kind: 'count', value: 500 }, suspiciousDropPercent: integer('SUSPICIOUS_DROP_PERCENT', 0, 99) };
+
   const storage = parseStorage(get, problems);
   const settings: Settings = {
     storage,
@@ -389,6 +411,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     tablePrefix,
     logLevel: logLevel as Settings['logLevel'],
     sync,
+    guard,
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');

@@ -5,6 +5,7 @@
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
 import type { CycleCounts, CycleKind, CycleRecord, CycleResult, UserFailure } from './sync/model';
+import type { GuardState, StagedDeactivations } from './sync/guard';
 
 export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
 
@@ -30,7 +31,10 @@ export interface StatusDocument {
   currentCycle: { id: string; kind: CycleKind; startedAt: string; done: number; total: number; heartbeatAt: string | null } | null;
   nextRunAt: string | null;
   intervalMinutes: number;
-  quarantine: null;
+  /** Why tvsync needs an admin before it goes on as usual, or null. */
+  quarantine: { reason: string; since: string; message: string; howToRelease: string } | null;
+  /** Deactivations held back by the accidental-deletion guard, or null. */
+  stagedDeactivations: (StagedDeactivations & { allowed: boolean }) | null;
   recentFailures: UserFailure[];
   recentCycles: CycleSummary[];
 }
@@ -66,7 +70,7 @@ export function nextRunAt(cycles: CycleRecord[], intervalMinutes: number, now: D
   return new Date(Date.parse(last.startedAt) + intervalMinutes * 60_000);
 }
 
-export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date()): StatusDocument {
+export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date(), guard: GuardState | null = null): StatusDocument {
   const real = cycles.filter((c) => !c.dryRun);
   const current = real.find((c) => isLive(c, now)) ?? null;
   const finished = real.filter((c) => c.result !== 'running' || !isLive(c, now));
@@ -89,6 +93,12 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
     healthReason = `the last cycle (${last.id}) failed: ${last.error?.message ?? 'interrupted'}` + (lastSucceeded ? `; last success ${lastSucceeded.finishedAt}` : '; no cycle has succeeded yet');
   }
 
+  const staged = guard?.staged ?? null;
+  if (staged && !guard?.allowance) {
+    health = 'quarantined';
+    healthReason = `${staged.count} deactivation(s) held back since ${staged.since} (${staged.reason}): ${staged.message}`;
+  }
+
   return {
     health,
     healthReason,
@@ -97,9 +107,12 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
     currentCycle: current
       ? { id: current.id, kind: current.kind, startedAt: current.startedAt, done: current.done ?? 0, total: current.planned, heartbeatAt: current.heartbeatAt ?? null }
       : null,
-    nextRunAt: current ? null : nextRunAt(real, intervalMinutes, now).toISOString(),
+    nextRunAt: current ? null : guard?.allowance ? now.toISOString() : nextRunAt(real, intervalMinutes, now).toISOString(),
     intervalMinutes,
-    quarantine: null,
+    quarantine: staged && !guard?.allowance
+      ? { reason: staged.reason, since: staged.since, message: staged.message, howToRelease: 'check the users in stagedDeactivations, fix the cause if the read was wrong, or run "tvsync allow-deactivations" to apply them' }
+      : null,
+    stagedDeactivations: staged ? { ...staged, allowed: Boolean(guard?.allowance) } : null,
     recentFailures: last?.failures ?? [],
     recentCycles: real.slice(0, 10).map(summarize),
   };

@@ -43,6 +43,7 @@ const MAX_INT32 = 2 ** 31 - 1;
 const INVERTED_TIME_BASE = 10 ** 15;
 const CYCLE_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z-[0-9a-f]{4}$/;
 const COUNT_NAMES = Object.keys(emptyCounts()) as Array<keyof CycleCounts>;
+const LATER_COUNTS: ReadonlySet<string> = new Set(['staged']);
 const CYCLE_KINDS: readonly string[] = ['initial', 'incremental'] satisfies CycleRecord['kind'][];
 const CYCLE_RESULTS: readonly string[] = ['running', 'succeeded', 'partial', 'failed'] satisfies CycleRecord['result'][];
 const TRIGGERS: readonly string[] = ['timer', 'cli', 'http', 'demo'] satisfies CycleRecord['trigger'][];
@@ -502,7 +503,8 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   const id = rowKey.slice(rowKey.indexOf('_') + 1);
   if (cycleRowKey(id) !== rowKey) throw corrupt(table, row, 'the RowKey is not <inverted time>_<cycle id>');
   const counts = emptyCounts();
-  for (const name of COUNT_NAMES) counts[name] = read.count(name);
+  // Counts added after rows were first written read as 0 on older rows.
+  for (const name of COUNT_NAMES) counts[name] = LATER_COUNTS.has(name) && row[name] === undefined ? 0 : read.count(name);
   const cycle: CycleRecord = {
     id,
     kind: read.oneOf('kind', CYCLE_KINDS),

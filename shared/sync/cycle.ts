@@ -20,6 +20,7 @@ import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
 import { plan, type Action, type ActionKind } from './planner';
+import { DEFAULT_GUARD, EMPTY_GUARD_STATE, evaluateGuard, GUARD_KEY, type GuardSettings, type GuardState } from './guard';
 import {
   emptyCounts,
   type AssignedUser,
@@ -36,6 +37,8 @@ import {
 /** What the cycle needs from Entra (EntraReader implements it). */
 export interface EntraSource {
   readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] }): Promise<{ users: AssignedUser[] }>;
+  /** Which of these object ids are soft-deleted (in the directory's deleted items). */
+  readDeletedUserIds(ids: string[]): Promise<Set<string>>;
 }
 
 /** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
@@ -57,6 +60,8 @@ export interface CycleState {
   updateCycle(c: CycleRecord): Promise<void>;
   listCycles(limit?: number): Promise<CycleRecord[]>;
   newCycleId(startedAt: Date): string;
+  getMeta<T>(key: string): Promise<{ value: T; etag: string } | null>;
+  putMeta<T>(key: string, value: T, etag?: string | null): Promise<string>;
 }
 
 export interface CycleDeps {
@@ -70,6 +75,8 @@ export interface CycleDeps {
   config?: SyncConfig;
   /** Aborted when the run lease is lost: no further TeamViewer write is started. */
   signal?: AbortSignal;
+  /** DEACTIVATION_THRESHOLD and SUSPICIOUS_DROP_PERCENT. */
+  guard?: GuardSettings;
   now?: () => Date;
 }
 
@@ -81,7 +88,7 @@ export interface CycleOptions {
 
 export type CyclePhase = 'reading Entra ID' | 'reading TeamViewer' | 'planning' | 'applying' | 'finished';
 
-export type ActionStatus = 'success' | 'failure' | 'skipped' | 'warning' | 'planned';
+export type ActionStatus = 'success' | 'failure' | 'skipped' | 'warning' | 'planned' | 'staged';
 
 export interface ActionReport {
   kind: ActionKind;
@@ -209,13 +216,59 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const ownerUnknown = owner === null;
     if (ownerUnknown) log.warn('deactivations are held back this cycle: the account that owns the TeamViewer token could not be identified (the token needs "Account management: view account data")', { cycleId });
     progress('planning');
+    const guardRow = await deps.state.getMeta<GuardState>(GUARD_KEY);
+    const guardState: GuardState = { ...EMPTY_GUARD_STATE, ...guardRow?.value };
     const desired = users.map((u) => mapUser(u, config));
-    const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions });
+    // Linked users Entra no longer returned: soft-deleted ones are told apart from unassigned ones
+    // (and are deactivated even with SKIP_OUT_OF_SCOPE_DELETIONS).
+    const read = new Set(users.map((u) => u.id.toLowerCase()));
+    const unseen = links.filter((l) => !read.has(l.entraId.toLowerCase())).map((l) => l.entraId);
+    const deleted = unseen.length > 0 ? await deps.entra.readDeletedUserIds(unseen) : new Set<string>();
+    const goneReasons = new Map([...deleted].map((id) => [id, 'deleted in Entra ID (soft-deleted: restorable for 30 days)']));
+    const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions, goneReasons });
     if (ownerUnknown) {
       result.actions = result.actions.map((a): Action => deactivates(a)
         ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
         : a);
     }
+    // The accidental-deletion guard: hold every deactivation back when there are too many, or
+    // when the read looks suspiciously small; an admin's allowance releases them for this cycle.
+    const deactivating = new Set(result.actions.filter(deactivates));
+    const decision = evaluateGuard(
+      { deactivations: deactivating.size, managed: links.filter((l) => l.teamViewerId).length, imported: users.length, previousImported: guardState.baselineImported },
+      deps.guard ?? DEFAULT_GUARD,
+    );
+    const allowance = guardState.allowance;
+    const staged = decision.hold && !allowance ? deactivating : new Set<Action>();
+    const nextGuard: GuardState = {
+      staged: staged.size > 0 && decision.hold
+        ? {
+            reason: decision.reason,
+            message: decision.message,
+            count: staged.size,
+            limit: decision.limit,
+            since: guardState.staged?.since ?? startedAt.toISOString(),
+            cycleId,
+            sample: [...staged].slice(0, 20).map((a) => ({ entraId: a.entraId, userPrincipalName: a.userPrincipalName, teamViewerId: 'teamViewerId' in a ? (a.teamViewerId ?? null) : null, reason: 'reason' in a ? a.reason : 'deactivate' })),
+          }
+        : null,
+      allowance,
+      baselineImported: decision.hold && decision.reason === 'SuspiciousRead' && !allowance ? guardState.baselineImported : users.length,
+    };
+    if (staged.size > 0) log.warn(`cycle ${cycleId}: ${decision.hold ? decision.message : ''}; run "tvsync allow-deactivations" to apply them`, { cycleId, staged: staged.size });
+    if (allowance && deactivating.size > 0) log.warn(`cycle ${cycleId}: applying ${deactivating.size} deactivation(s) allowed by ${allowance.by} at ${allowance.grantedAt}`, { cycleId });
+    let guardEtag = guardRow?.etag ?? null;
+    const saveGuard = async (value: GuardState) => {
+      if (dryRun) return;
+      try {
+        guardEtag = await deps.state.putMeta(GUARD_KEY, value, guardEtag);
+      } catch (err) {
+        // An admin allowed deactivations meanwhile: keep their allowance for the next cycle.
+        if ((err as { code?: string }).code !== 'STATE_CONFLICT') throw err;
+        log.warn('the deactivation guard changed during the cycle; the next cycle re-reads it', { cycleId });
+      }
+    };
+    if (JSON.stringify(nextGuard) !== JSON.stringify(guardState)) await saveGuard(nextGuard);
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
@@ -231,7 +284,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       }
       const report = abort
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
-        : dryRun
+        : staged.has(action)
+          ? { ...reportOf(action, 'staged'), kind: 'disable' as const, reason: `staged, not applied: ${decision.hold ? decision.message : ''}` }
+          : dryRun
           ? dryRunReport(action)
           : await applyAction(action, linkByEntra.get(action.entraId), deps, now);
       if (report.status === 'failure' && report.error && isFatal(action, report.error.code) && !abort) {
@@ -248,6 +303,8 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const failed = record.counts.failed;
     record.result = abort ? 'failed' : failed > 0 ? 'partial' : 'succeeded';
     if (abort) record.error = abort;
+    // An allowance is used up by the cycle that applied it (a failed one keeps it for the next).
+    if (allowance && !abort && nextGuard.allowance) await saveGuard({ ...nextGuard, allowance: null });
   } catch (err) {
     record.result = 'failed';
     record.error = errorInfo(err);
@@ -346,6 +403,10 @@ function count(record: CycleRecord, report: ActionReport): void {
         at: new Date().toISOString(),
       } satisfies UserFailure);
     }
+    return;
+  }
+  if (report.status === 'staged') {
+    c.staged++;
     return;
   }
   if (report.status === 'skipped' || report.status === 'warning') {

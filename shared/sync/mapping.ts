@@ -196,7 +196,8 @@ export function attributesNeeded(config: SyncConfig): string[] {
     for (const a of rule.expression?.attributes ?? []) names.add(a);
   }
   for (const filter of config.filters) for (const clause of filter.clauses) names.add(clause.attribute);
-  return [...names].filter((n) => sourceAttribute(n) && !sourceAttribute(n)?.computed);
+  // appRoleAssignments is computed, but the reader must fetch the app's role values for it.
+  return [...names].filter((n) => sourceAttribute(n) && (!sourceAttribute(n)?.computed || n === 'appRoleAssignments'));
 }
 
 /** A stable hash of what decides who is provisioned and how: a change starts a new initial cycle. */
@@ -245,9 +246,7 @@ export function sourceRecord(user: AssignedUser, isSoftDeleted: boolean): Record
 export function mapUser(user: AssignedUser, config: SyncConfig = DEFAULT_SYNC_CONFIG): DesiredUser {
   const base = { entraId: user.id, userPrincipalName: user.userPrincipalName };
   let notEntitled: DesiredUser['notEntitled'];
-  if (user.assigned === false) {
-    notEntitled = { kind: 'out-of-scope', reason: 'not assigned to the TeamViewer application in Entra ID' };
-  } else if (config.filters.length > 0) {
+  if (config.filters.length > 0) {
     const decision = evaluateScope(config.filters, sourceRecord(user, false));
     if (!decision.inScope) notEntitled = { kind: 'out-of-scope', reason: decision.reason };
   }

@@ -27,8 +27,6 @@ export interface AssignedUser extends EntraUser {
   appRoleValues?: string[];
   /** Extra Graph properties the mappings and scoping filters name, by canonical attribute name. */
   attributes?: Record<string, unknown>;
-  /** With SYNC_SCOPE=all: false for users read from the tenant but not assigned to the app. */
-  assigned?: boolean;
 }
 
 /** A user as TeamViewer returns it over SCIM (normalised: one email, name parts split out). */
@@ -94,10 +92,12 @@ export interface CycleCounts {
   unchanged: number;
   skipped: number;
   failed: number;
+  /** Deactivations held back by the accidental-deletion guard. */
+  staged: number;
 }
 
 export function emptyCounts(): CycleCounts {
-  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0 };
+  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0 };
 }
 
 /** One row per cycle in state. */

@@ -202,6 +202,54 @@ describe('tvsync sync, end to end', () => {
     expect(status.recentCycles).toHaveLength(1);
   });
 
+  it('When more users would be deactivated than DEACTIVATION_THRESHOLD, then all are held back until allow-deactivations, once', async () => {
+    const w = await world();
+    const env = { ...w.env, DEACTIVATION_THRESHOLD: '2' };
+    expect((await runCli(['sync'], env)).code).toBe(0);
+    const direct = w.tenant.assignments.filter((a) => a.principalType === 'User').map((a) => a.principalId);
+    const leaving = w.tenant.users.filter((u) => direct.includes(u.id) && u.accountEnabled).slice(0, 3);
+    w.tenant.assignments = w.tenant.assignments.filter((a) => !leaving.some((u) => u.id === a.principalId));
+
+    w.teamViewer.resetRequests();
+    const held = await runCli(['sync'], env);
+    expect(held.code).toBe(1);
+    expect(held.stdout).toMatch(/3 deactivation\(s\) held back/);
+    expect(w.teamViewer.writes()).toBe(0);
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout);
+    expect(status.health).toBe('quarantined');
+    expect(status.quarantine.reason).toBe('TooManyDeactivations');
+    expect(status.stagedDeactivations).toMatchObject({ count: 3, limit: 2, allowed: false });
+    expect(status.stagedDeactivations.sample.map((u: { userPrincipalName: string }) => u.userPrincipalName).sort()).toEqual(leaving.map((u) => u.userPrincipalName).sort());
+
+    const allowed = await runCli(['allow-deactivations'], env);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(/Allowed: 3 deactivation/);
+    const applied = JSON.parse((await runCli(['sync', '--json'], env)).stdout);
+    expect(applied.counts).toMatchObject({ disabled: 3, staged: 0 });
+    for (const u of leaving) expect(w.teamViewer.users().find((t) => t.userName.toLowerCase() === u.userPrincipalName.toLowerCase())?.active).toBe(false);
+    expect(JSON.parse((await runCli(['status', '--json'], env)).stdout).health).toBe('healthy');
+
+    // The allowance was for that cycle only: the next mass deactivation is held again.
+    const more = w.tenant.users.filter((u) => direct.includes(u.id) && u.accountEnabled && !leaving.includes(u)).slice(0, 3);
+    w.tenant.assignments = w.tenant.assignments.filter((a) => !more.some((u) => u.id === a.principalId));
+    expect(JSON.parse((await runCli(['sync', '--json'], env)).stdout).counts).toMatchObject({ staged: 3, disabled: 0 });
+  });
+
+  it('When Graph suddenly returns far fewer users, then deactivations are held as a suspicious read, cycle after cycle', async () => {
+    const w = await world();
+    expect((await runCli(['sync'], w.env)).code).toBe(0);
+    // An assignment change (or a broken read) drops most users at once.
+    w.tenant.assignments = w.tenant.assignments.filter((a) => a.principalType === 'User');
+    for (let i = 0; i < 2; i++) {
+      const run = JSON.parse((await runCli(['sync', '--json'], w.env)).stdout);
+      expect(run.counts.disabled).toBe(0);
+      expect(run.counts.staged).toBeGreaterThan(10);
+    }
+    const status = JSON.parse((await runCli(['status', '--json'], w.env)).stdout);
+    expect(status.quarantine.reason).toBe('SuspiciousRead');
+    expect(w.teamViewer.users().filter((u) => u.createdBy === 'scim').every((u) => u.active)).toBe(true);
+  });
+
   it('When a dry run is asked for, then it lists the changes and writes nothing to TeamViewer or state', async () => {
     const w = await world();
     const dry = await runCli(['sync', '--dry-run'], w.env);

@@ -109,6 +109,17 @@ describe('settings', () => {
     else expect(problem).toMatch(expected);
   });
 
+  it.each([
+    ['500', { kind: 'count', value: 500 }],
+    ['15%', { kind: 'percent', value: 15 }],
+  ])('DEACTIVATION_THRESHOLD %s is accepted', (value, threshold) => {
+    expect(loadSettings({ env: { ...good, DEACTIVATION_THRESHOLD: value }, localSettingsDir: null }).guard.threshold).toEqual(threshold);
+  });
+
+  it.each(['0', '-3', '150%', 'many', '0%'])('DEACTIVATION_THRESHOLD %s is refused', (value) => {
+    expect(problemsOf({ ...good, DEACTIVATION_THRESHOLD: value })).toEqual(['DEACTIVATION_THRESHOLD']);
+  });
+
   it('Every declared setting has a description and an example', () => {
     for (const spec of SETTING_SPECS) {
       expect(spec.description.length, spec.name).toBeGreaterThan(10);

@@ -121,13 +121,15 @@ describe('scope', () => {
     expect(desired.attributes.active?.value).toBe(false);
   });
 
-  it('an unassigned user read with SYNC_SCOPE=all is out of scope', () => {
-    expect(mapUser(user({ assigned: false })).notEntitled?.kind).toBe('out-of-scope');
+  it('with SYNC_SCOPE=all an unassigned user is in scope (then only scoping filters decide), as in Entra', () => {
+    expect(mapUser(user({ direct: false, viaGroups: [], appRoleIds: [] })).entitled).toBe(true);
   });
 
   it('the $select list holds what filters and mappings read, without computed attributes', () => {
     const config = { ...withMappings([{ target: 'userName', source: 'userPrincipalName' }, { target: 'displayName', expression: 'Append([jobTitle], IIF([IsSoftDeleted], "", ""))' }]), filters };
     expect(attributesNeeded(config).sort()).toEqual(['department', 'jobTitle', 'userPrincipalName'].sort());
+    const roles = withMappings([{ target: 'userName', source: 'userPrincipalName' }, { target: 'displayName', expression: 'SingleAppRoleAssignment([appRoleAssignments])' }]);
+    expect(attributesNeeded(roles)).toContain('appRoleAssignments');
   });
 
   it('the configuration hash changes with scope, filters and mappings, not with filter names', () => {
