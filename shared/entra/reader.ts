@@ -23,6 +23,7 @@
  * Delta watermarks (deltaLinks) go only to the configured Graph origin, like nextLinks; one that
  * Graph no longer accepts, or that leads elsewhere, is GRAPH_DELTA_EXPIRED: start a new round.
  */
+import { createHash } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
 import type { AssignedUser, EntraUser } from '../sync/model';
@@ -226,29 +227,7 @@ export class EntraReader {
     const requester = new GraphRequester(this.client, this.logger);
     const spId = this.checkedServicePrincipalId();
 
-    // Object ids are compared lower-case: Graph treats them case-insensitively.
-    const directRoles = new Map<string, Set<string>>();
-    const groupRoles = new Map<string, Set<string>>();
-    let assignments = 0;
-    let ignoredServicePrincipals = 0;
-    const assignmentContext = this.servicePrincipalContext(`the app role assignments of service principal ${spId}`);
-    const firstPage = `/servicePrincipals/${spId}/appRoleAssignedTo?$select=principalId,principalType,appRoleId&$top=${this.pageSize}`;
-    for await (const page of requester.pages<RawAssignment>(firstPage, assignmentContext)) {
-      for (const assignment of page) {
-        assignments++;
-        const { principalId, principalType, appRoleId } = assignment ?? {};
-        if (typeof principalId !== 'string' || !GUID.test(principalId) || typeof appRoleId !== 'string') {
-          throw new EntraReadError('GRAPH_INCOMPLETE',
-            `Microsoft Graph returned an app role assignment without a valid principalId or appRoleId while reading ${assignmentContext.concerns}.`,
-            { concerns: assignmentContext.concerns });
-        }
-        const key = principalId.toLowerCase();
-        if (principalType === 'User') addTo(directRoles, key, appRoleId);
-        else if (principalType === 'Group') addTo(groupRoles, key, appRoleId);
-        else if (principalType === 'ServicePrincipal') ignoredServicePrincipals++;
-        else this.logger.warn('ignoring an app role assignment of an unknown principal type', { principalId, principalType: String(principalType) });
-      }
-    }
+    const { directRoles, groupRoles, assignments, ignoredServicePrincipals } = await this.readAssignmentRoles(requester, spId);
     const roleValues = plan.appRoleValues ? await this.readAppRoleValues(requester, spId) : undefined;
 
     const scoped = new Map<string, Scoped>();
@@ -342,6 +321,54 @@ export class EntraReader {
    * days). An id that is neither there nor a live user was hard-deleted. Ids that are not object
    * ids are never deleted users and are not sent. Needs User.Read.All.
    */
+  /**
+   * Every app role assignment of the service principal, as a fingerprint: what an incremental
+   * cycle compares to notice an assignment change (Graph has no delta query for assignments).
+   */
+  async readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; directUserIds: string[]; requests: number }> {
+    const requester = new GraphRequester(this.client, this.logger);
+    const before = requester.requests;
+    const { directRoles, groupRoles } = await this.readAssignmentRoles(requester, this.checkedServicePrincipalId());
+    const lines: string[] = [];
+    for (const [kind, roles] of [['User', directRoles], ['Group', groupRoles]] as const) {
+      for (const [id, set] of roles) lines.push(`${kind}:${id}:${[...set].sort().join(',')}`);
+    }
+    lines.sort();
+    return {
+      fingerprint: createHash('sha256').update(lines.join('\n')).digest('hex'),
+      groupIds: [...groupRoles.keys()].sort(),
+      directUserIds: [...directRoles.keys()].sort(),
+      requests: requester.requests - before,
+    };
+  }
+
+  private async readAssignmentRoles(requester: GraphRequester, spId: string) {
+    // Object ids are compared lower-case: Graph treats them case-insensitively.
+    const directRoles = new Map<string, Set<string>>();
+    const groupRoles = new Map<string, Set<string>>();
+    let assignments = 0;
+    let ignoredServicePrincipals = 0;
+    const assignmentContext = this.servicePrincipalContext(`the app role assignments of service principal ${spId}`);
+    const firstPage = `/servicePrincipals/${spId}/appRoleAssignedTo?$select=principalId,principalType,appRoleId&$top=${this.pageSize}`;
+    for await (const page of requester.pages<RawAssignment>(firstPage, assignmentContext)) {
+      for (const assignment of page) {
+        assignments++;
+        const { principalId, principalType, appRoleId } = assignment ?? {};
+        if (typeof principalId !== 'string' || !GUID.test(principalId) || typeof appRoleId !== 'string') {
+          throw new EntraReadError('GRAPH_INCOMPLETE',
+            `Microsoft Graph returned an app role assignment without a valid principalId or appRoleId while reading ${assignmentContext.concerns}.`,
+            { concerns: assignmentContext.concerns });
+        }
+        const key = principalId.toLowerCase();
+        if (principalType === 'User') addTo(directRoles, key, appRoleId);
+        else if (principalType === 'Group') addTo(groupRoles, key, appRoleId);
+        else if (principalType === 'ServicePrincipal') ignoredServicePrincipals++;
+        else this.logger.warn('ignoring an app role assignment of an unknown principal type', { principalId, principalType: String(principalType) });
+      }
+    }
+    return { directRoles, groupRoles, assignments, ignoredServicePrincipals };
+  }
+
   async readDeletedUserIds(ids: readonly string[]): Promise<Set<string>> {
     const requester = new GraphRequester(this.client, this.logger);
     const byKey = new Map<string, string[]>();

@@ -20,6 +20,7 @@ import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
 import { plan, type Action, type ActionKind } from './planner';
+import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from './watermark';
 import { DEFAULT_GUARD, EMPTY_GUARD_STATE, evaluateGuard, GUARD_KEY, type GuardSettings, type GuardState } from './guard';
 import {
   emptyCounts,
@@ -39,6 +40,9 @@ export interface EntraSource {
   readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] }): Promise<{ users: AssignedUser[] }>;
   /** Which of these object ids are soft-deleted (in the directory's deleted items). */
   readDeletedUserIds(ids: string[]): Promise<Set<string>>;
+  readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; requests: number }>;
+  readUserChanges(deltaLink: string | null, attributes?: readonly string[]): Promise<{ changed: unknown[]; removed: unknown[]; deltaLink: string; requests: number }>;
+  readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null): Promise<{ added: unknown[]; removed: unknown[]; removedGroups: string[]; groupsWithNestedChanges: string[]; deltaLink: string; requests: number }>;
 }
 
 /** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
@@ -49,6 +53,7 @@ export interface TeamViewerTarget {
   patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser>;
   getUser(id: string): Promise<TeamViewerUser | null>;
   getTokenOwner(): Promise<{ id: string; userName: string } | null>;
+  testConnection(): Promise<void>;
 }
 
 /** What the cycle needs from state (StateStore implements it). */
@@ -154,7 +159,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   const hash = configHash(config);
   const lastGood = recent.find((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial'));
   // A changed scope or mapping means every user must be looked at again: a new initial cycle.
-  const kind: CycleKind = lastGood && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
+  let kind: CycleKind = lastGood && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
   if (lastGood && kind === 'initial') log.info('scope, scoping filters or mappings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
 
@@ -200,6 +205,32 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   try {
     progress('reading Entra ID');
+    const guardBefore = await deps.state.getMeta<GuardState>(GUARD_KEY);
+    const lastCycle = recent.find((c) => !c.dryRun && c.id !== cycleId);
+    const delta = dryRun ? null : await readDeltas(deps, {
+      attributes: attributesNeeded(config),
+      canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups,
+      configHash: hash,
+      now: startedAt,
+    }, cycleId);
+    if (delta?.expired && kind === 'incremental') {
+      kind = 'initial';
+      record.kind = 'initial';
+      log.warn(`cycle ${cycleId}: the Graph delta token expired; this is a new initial cycle`, { cycleId });
+    }
+    if (delta?.unchanged) {
+      // Nothing changed in Entra: no full read, no plan. The token is still checked, so a revoked
+      // token is noticed this cycle and not at the next change.
+      progress('reading TeamViewer');
+      await deps.teamViewer.testConnection();
+      const links = await deps.state.listLinks();
+      record.imported = lastCycle?.imported ?? 0;
+      record.counts.unchanged = links.length;
+      record.result = 'succeeded';
+      await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag);
+      log.info(`cycle ${cycleId}: nothing changed in Entra ID since the last cycle (${delta.requests} Graph requests); nothing to write`, { cycleId, graphRequests: delta.requests });
+      throw new NothingChanged();
+    }
     const { users } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config) });
     record.imported = users.length;
     progress('reading TeamViewer');
@@ -303,12 +334,17 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const failed = record.counts.failed;
     record.result = abort ? 'failed' : failed > 0 ? 'partial' : 'succeeded';
     if (abort) record.error = abort;
+    if (delta && !abort) await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag).catch((err) => log.warn('could not save the delta watermark; the next cycle reads everything', { cycleId, error: errorInfo(err).message }));
     // An allowance is used up by the cycle that applied it (a failed one keeps it for the next).
     if (allowance && !abort && nextGuard.allowance) await saveGuard({ ...nextGuard, allowance: null });
   } catch (err) {
+    if (err instanceof NothingChanged) {
+      // The shortcut above finished the cycle.
+    } else {
     record.result = 'failed';
     record.error = errorInfo(err);
     log.error(`cycle ${cycleId} failed before planning finished: ${record.error.message}`, { cycleId, code: record.error.code });
+    }
   } finally {
     clearInterval(heartbeat);
   }
@@ -339,7 +375,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   }
   return {
     cycleId,
-    kind,
+    kind: record.kind,
     dryRun,
     result: record.result,
     startedAt: record.startedAt,
@@ -348,6 +384,73 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     counts: record.counts,
     actions: reports,
     ...(record.error ?? stateError ? { error: record.error ?? stateError } : {}),
+  };
+}
+
+/** Ends a cycle early when the deltas say nothing changed (not an error). */
+class NothingChanged extends Error {}
+
+interface DeltaOutcome {
+  /** True when every delta was empty and the full read may be skipped. */
+  unchanged: boolean;
+  /** True when a delta token had expired (the cycle is then a new initial one). */
+  expired: boolean;
+  watermark: Watermark;
+  etag: string | null;
+  requests: number;
+}
+
+/**
+ * Resumes (or starts) the delta rounds before the full read — see shared/sync/watermark.ts for
+ * why the order matters and when the full read may be skipped.
+ */
+async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canSkip: boolean; configHash: string; now: Date }, cycleId: string): Promise<DeltaOutcome> {
+  const row = await deps.state.getMeta<Watermark>(WATERMARK_KEY);
+  const previous = row?.value.configHash === options.configHash ? row.value : null;
+  const fingerprint = await deps.entra.readAssignmentFingerprint();
+  let requests = fingerprint.requests;
+  const groupsSame = previous ? sameIds(previous.groupIds, fingerprint.groupIds) : false;
+  let expired = false;
+  let users: Awaited<ReturnType<EntraSource['readUserChanges']>> | null = null;
+  let groups: Awaited<ReturnType<EntraSource['readGroupMemberChanges']>> | null = null;
+  if (previous) {
+    try {
+      // The same $select as the full read: a change to an attribute a filter or mapping reads must show.
+      users = await deps.entra.readUserChanges(previous.usersDeltaLink, options.attributes);
+      if (groupsSame) groups = await deps.entra.readGroupMemberChanges(fingerprint.groupIds, previous.groupsDeltaLink || null);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'GRAPH_DELTA_EXPIRED') throw err;
+      expired = true;
+      users = null;
+      groups = null;
+    }
+  }
+  // Start fresh rounds where there is nothing to resume (first cycle, new configuration, expired
+  // token, a different set of assigned groups): costly once, then a request or two per cycle.
+  const startedUsers = users ?? (await deps.entra.readUserChanges(null, options.attributes));
+  const startedGroups = groups ?? (await deps.entra.readGroupMemberChanges(fingerprint.groupIds, null));
+  requests += (users ? users.requests : 0) + (groups ? groups.requests : 0) + (users ? 0 : startedUsers.requests) + (groups ? 0 : startedGroups.requests);
+  const fresh = !previous || expired || !groupsSame;
+  const nothing = !fresh && users !== null && groups !== null
+    && previous!.assignments === fingerprint.fingerprint
+    && users.changed.length === 0 && users.removed.length === 0
+    && groups.added.length === 0 && groups.removed.length === 0 && groups.removedGroups.length === 0 && groups.groupsWithNestedChanges.length === 0;
+  const fullReadDue = !previous || options.now.getTime() - Date.parse(previous.lastFullReadAt) >= FULL_READ_EVERY_MS;
+  const unchanged = options.canSkip && nothing && !fullReadDue;
+  deps.logger.debug(`cycle ${cycleId}: deltas read`, { cycleId, requests, unchanged, fresh, expired });
+  return {
+    unchanged,
+    expired,
+    requests,
+    etag: row?.etag ?? null,
+    watermark: {
+      configHash: options.configHash,
+      usersDeltaLink: startedUsers.deltaLink,
+      groupsDeltaLink: startedGroups.deltaLink,
+      groupIds: fingerprint.groupIds,
+      assignments: fingerprint.fingerprint,
+      lastFullReadAt: unchanged ? previous!.lastFullReadAt : options.now.toISOString(),
+    },
   };
 }
 

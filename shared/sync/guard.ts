@@ -21,6 +21,9 @@ export interface GuardSettings {
 
 export const DEFAULT_GUARD: GuardSettings = { threshold: { kind: 'count', value: 500 }, suspiciousDropPercent: 50 };
 
+/** A drop of fewer users than this is never "suspicious": small tenants shrink by large shares. */
+export const MIN_SUSPICIOUS_DROP = 10;
+
 export type HoldReason = 'TooManyDeactivations' | 'SuspiciousRead';
 
 export interface GuardInput {
@@ -56,7 +59,8 @@ export function evaluateGuard(input: GuardInput, settings: GuardSettings): Guard
   const limit = settings.threshold.kind === 'count' ? settings.threshold.value : Math.floor((input.managed * settings.threshold.value) / 100);
   if (input.deactivations === 0) return { hold: false, limit };
   const drop = input.previousImported && input.previousImported > 0 ? ((input.previousImported - input.imported) / input.previousImported) * 100 : 0;
-  if (settings.suspiciousDropPercent > 0 && drop > settings.suspiciousDropPercent) {
+  const dropped = (input.previousImported ?? 0) - input.imported;
+  if (settings.suspiciousDropPercent > 0 && drop > settings.suspiciousDropPercent && dropped >= MIN_SUSPICIOUS_DROP) {
     return {
       hold: true,
       reason: 'SuspiciousRead',

@@ -124,6 +124,8 @@ describe('tvsync sync, end to end', () => {
     const w = await world();
     expect((await runCli(['sync'], w.env)).code).toBe(0);
     const activeBefore = w.teamViewer.users().filter((u) => u.active).length;
+    // Something changed (so the cycle reads everything), and Graph breaks half-way through.
+    w.tenant.users[0].displayName = 'Changed Meanwhile';
     w.graph.inject({ kind: 'status', status: 500, times: 100, pathIncludes: '/members', afterMatches: 1 });
     w.teamViewer.resetRequests();
     const run = await runCli(['sync', '--json'], w.env);

@@ -179,12 +179,18 @@ describe('attribute mappings through a cycle', () => {
   });
 
   it('a runtime expression error fails that user only; the others are provisioned', async () => {
-    const t = tenant([{ n: 1 }, { n: 2 }], [{ n: 1, members: [2] }], [{ user: 1, role: USER_ROLE }, { user: 2, role: USER_ROLE }, { group: 1, role: DEFAULT_ROLE }]);
+    const ADMIN_ROLE = '9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f';
+    const t = tenant([{ n: 1 }, { n: 2 }], [{ n: 1, members: [2] }], [{ user: 1, role: USER_ROLE }, { user: 2, role: USER_ROLE }, { group: 1, role: ADMIN_ROLE }]);
+    t.servicePrincipals[0].appRoles = [
+      { id: USER_ROLE, value: 'User', displayName: 'User', isEnabled: true, allowedMemberTypes: ['User'], description: 'User' },
+      { id: ADMIN_ROLE, value: 'Admin', displayName: 'Admin', isEnabled: true, allowedMemberTypes: ['User'], description: 'Admin' },
+    ] as never;
     const w = await world(t);
     const report = await cycle(w, { ATTRIBUTE_MAPPINGS: JSON.stringify([{ target: 'userName', source: 'userPrincipalName' }, { target: 'displayName', expression: 'SingleAppRoleAssignment([appRoleAssignments])' }]) });
     expect(report.result).toBe('partial');
     expect(report.counts).toMatchObject({ created: 1, failed: 1 });
     expect(report.actions.find((a) => a.status === 'failure')).toMatchObject({ entraId: userId(2), error: { code: 'EXPRESSION_RUNTIME' } });
+    expect(tvUser(w, 1)?.displayName).toBe('User');
   });
 
   it('changing the mappings makes the next cycle a new initial cycle', async () => {

@@ -192,7 +192,7 @@ describe('cycles', () => {
       ...started,
       finishedAt: '2026-11-28T21:02:00.000Z',
       result: 'partial',
-      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1 },
+      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1, staged: 2 },
       imported: 136,
       planned: 11,
       error: { code: 'TEAMVIEWER_THROTTLED', message: 'TeamViewer kept answering 429' },
