@@ -254,4 +254,55 @@ describe('matching and deprovisioning', () => {
     expect(tvUser(w, 1)?.active).toBe(true);
     expect(tvUser(w, 3)?.active).toBe(true);
   });
+
+  it('soft-deleted → deactivated (reason says deleted, even with SKIP_OUT_OF_SCOPE_DELETIONS); restored → reactivated; hard-deleted → deactivated and kept', async () => {
+    const t = tenant([{ n: 1 }, { n: 2 }, { n: 3 }], [], [{ user: 1 }, { user: 2 }, { user: 3 }]);
+    const w = await world(t);
+    const settings = { SKIP_OUT_OF_SCOPE_DELETIONS: 'true' };
+    await cycle(w, settings);
+    w.graph.softDeleteUser(userId(1));
+    w.graph.hardDeleteUser(userId(2));
+    const report = await cycle(w, settings);
+    expect(report.actions.find((a) => a.entraId === userId(1))).toMatchObject({ kind: 'disable', reason: expect.stringMatching(/deleted in Entra ID/) });
+    expect(tvUser(w, 1)?.active).toBe(false);
+    // Hard-deleted: gone from Graph entirely; with SKIP_OUT_OF_SCOPE_DELETIONS it is left as out of scope,
+    // without it it is deactivated; either way the TeamViewer user is kept.
+    expect(tvUser(w, 2)).toBeDefined();
+    await cycle(w);
+    expect(tvUser(w, 2)?.active).toBe(false);
+    w.graph.restoreUser(userId(1));
+    expect((await cycle(w)).counts.enabled).toBe(1);
+    expect(tvUser(w, 1)?.active).toBe(true);
+  });
+});
+
+describe('every scoping operator through a cycle', () => {
+  const people: Person[] = [
+    { n: 1, department: 'Sales' },
+    { n: 2, department: 'Sales Team' },
+    { n: 3, department: 'Marketing' },
+    { n: 4, extensionAttribute3: '12' },
+    { n: 5, extensionAttribute3: '3' },
+    { n: 6 },
+  ];
+  it.each([
+    ['EQUALS', { attribute: 'department', operator: 'EQUALS', value: 'Sales' }, [1]],
+    ['NOT EQUALS', { attribute: 'department', operator: 'NOT EQUALS', value: 'Sales' }, [2, 3]],
+    ['IS NULL', { attribute: 'department', operator: 'IS NULL' }, [4, 5, 6]],
+    ['IS NOT NULL', { attribute: 'department', operator: 'IS NOT NULL' }, [1, 2, 3]],
+    ['IS TRUE', { attribute: 'accountEnabled', operator: 'IS TRUE' }, [1, 2, 3, 4, 5, 6]],
+    ['IS FALSE', { attribute: 'accountEnabled', operator: 'IS FALSE' }, []],
+    ['REGEX MATCH', { attribute: 'department', operator: 'REGEX MATCH', value: '^Sales' }, [1, 2]],
+    ['NOT REGEX MATCH', { attribute: 'department', operator: 'NOT REGEX MATCH', value: '^Sales' }, [3]],
+    ['Includes', { attribute: 'department', operator: 'Includes', value: 'Team' }, [2]],
+    ['ENDS_WITH', { attribute: 'department', operator: 'ENDS_WITH', value: 'ing' }, [3]],
+    ['Greater_Than', { attribute: 'extensionAttribute3', operator: 'Greater_Than', value: '3' }, [4]],
+    ['Greater_Than_OR_EQUALS', { attribute: 'extensionAttribute3', operator: 'Greater_Than_OR_EQUALS', value: '3' }, [4, 5]],
+    ['& (bitwise)', { attribute: 'extensionAttribute3', operator: '&', value: '4' }, [4]],
+    ['!& (bitwise)', { attribute: 'extensionAttribute3', operator: '!&', value: '4' }, [5]],
+  ])('%s', async (_label, clause, expected) => {
+    const w = await world(tenant(people, [], people.map((p) => ({ user: p.n }))));
+    await cycle(w, { SCOPING_FILTERS: JSON.stringify([{ name: 'op', clauses: [clause] }]) });
+    expect(created(w)).toEqual((expected as number[]).map((n) => `user${n}@contoso.example`).sort());
+  });
 });
