@@ -1,7 +1,10 @@
 // tvsync: provisions Microsoft Entra ID users into TeamViewer (SCIM 2.0) from Azure Functions.
 //
-// Deploys into an existing resource group (see README.md, "Deploying tvsync to Azure"):
-//   az deployment group create -g <rg> -f infra/main.bicep -p entraServicePrincipalId=<object id> ...
+// Deploys into an existing resource group (see README.md, "Deploying tvsync to Azure"), with the
+// admin's settings kept in a .bicepparam file so that every re-deployment repeats them:
+//   az deployment group create -g <rg> -f infra/main.bicep -p tvsync.bicepparam
+// Every tvsync setting an admin may tune is a parameter here: a deployment replaces all app
+// settings, so a setting changed only in the portal would be lost on the next one.
 // What Bicep cannot do (granting Microsoft Graph application permissions to the identity) is done
 // afterwards by infra/grant-graph-permissions.sh (or .ps1).
 
@@ -21,10 +24,10 @@ param location string = resourceGroup().location
 param entraServicePrincipalId string
 
 @secure()
-@description('TeamViewer script token (User management: create, edit, view users). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure").')
+@description('TeamViewer script token with User management (create, edit, view users) and Account management (view account data: tvsync reads the token\'s own account so that it never deactivates it). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure"). Pass it from an environment variable (readEnvironmentVariable in a .bicepparam file), never written into a file.')
 param teamViewerApiToken string = ''
 
-@description('Who gets the notification email: comma-separated addresses. Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')
+@description('Recipients (comma-separated) for the coming failure emails. Not used yet: this release provisions the email resources but sends no email. Becomes NOTIFY_EMAIL_TO.')
 param notifyEmailTo string = ''
 
 @description('NCRONTAB (6 fields) of the timer heartbeat; each beat runs a cycle when one is due. Becomes SYNC_SCHEDULE.')
@@ -49,12 +52,52 @@ param teamViewerConcurrency int = 4
 ])
 param logLevel string = 'info'
 
-@description('Node.js major version of the Functions runtime.')
+@description('Which Entra users are in scope. assigned: users assigned to the TeamViewer enterprise application directly or through a group (Entra\'s default); all: every user in the tenant, narrowed by scopingFilters. Becomes SYNC_SCOPE.')
 @allowed([
-  '20'
+  'assigned'
+  'all'
+])
+param syncScope string = 'assigned'
+
+@description('true: also members of groups nested inside assigned groups (Entra cannot do this); false: direct members only, as Entra does. Becomes EXPAND_NESTED_GROUPS.')
+param expandNestedGroups bool = false
+
+@description('Entra-style scoping filters as JSON (README.md, "Scoping filters"). Empty: everyone in scope. Becomes SCOPING_FILTERS.')
+param scopingFilters string = ''
+
+@description('Attribute mappings as JSON, replacing the TeamViewer gallery defaults (README.md, "Attribute mappings"). Empty: the defaults. Becomes ATTRIBUTE_MAPPINGS.')
+param attributeMappings string = ''
+
+@description('true: users who leave scope (unassigned or filtered out) stay active in TeamViewer; disabled and deleted Entra accounts are still deactivated. Becomes SKIP_OUT_OF_SCOPE_DELETIONS.')
+param skipOutOfScopeDeletions bool = false
+
+@description('Accidental-deletion guard: most deactivations one cycle may apply, a count (500, Entra\'s default) or a share of the managed users (for example 15%). Above it they are all held back until `tvsync allow-deactivations`. Becomes DEACTIVATION_THRESHOLD.')
+param deactivationThreshold string = '500'
+
+@description('When Entra returns more than this percentage fewer users than the last good read, deactivations are held back as a suspicious read (0-99; 0 turns the check off). Becomes SUSPICIOUS_DROP_PERCENT.')
+@minValue(0)
+@maxValue(99)
+param suspiciousDropPercent int = 50
+
+@description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us). Becomes GRAPH_BASE_URL.')
+param graphBaseUrl string = 'https://graph.microsoft.com'
+
+@description('TeamViewer SCIM 2.0 base URL. Becomes TEAMVIEWER_SCIM_URL.')
+param teamViewerScimUrl string = 'https://webapi.teamviewer.com/scim/v2'
+
+@description('Prefix of the state tables (letters and digits, starting with a letter, at most 20). Changing it later starts from empty state, as a first deployment does. Becomes STATE_TABLE_PREFIX.')
+@minLength(1)
+@maxLength(20)
+param stateTablePrefix string = 'tvsync'
+
+@description('Pause tvsync: true sets AzureWebJobs.sync.Disabled, so the sync timer does not fire (GET /api/status still answers). Deploy again with false to resume.')
+param syncDisabled bool = false
+
+@description('Node.js major version of the Functions runtime (Node.js 20 is no longer supported on Azure Functions).')
+@allowed([
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @description('Most instances the Function App may scale out to. The sync timer runs on one instance at a time whatever this is; it bounds HTTP scale-out (and cost).')
 @minValue(1)
@@ -77,7 +120,7 @@ param enablePurgeProtection bool = true
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
 
-@description('Where Azure Communication Services keeps email data at rest.')
+@description('Where Azure Communication Services keeps email data at rest (the resources themselves are global). Pick the geography of `location` (Europe for westeurope, United States for eastus ...) so that data stays where the rest of tvsync is.')
 @allowed([
   'Africa'
   'Asia Pacific'
@@ -222,6 +265,17 @@ module functionApp 'app/function.bicep' = {
     syncIntervalMinutes: syncIntervalMinutes
     teamViewerConcurrency: teamViewerConcurrency
     logLevel: logLevel
+    syncScope: syncScope
+    expandNestedGroups: expandNestedGroups
+    scopingFilters: scopingFilters
+    attributeMappings: attributeMappings
+    skipOutOfScopeDeletions: skipOutOfScopeDeletions
+    deactivationThreshold: deactivationThreshold
+    suspiciousDropPercent: suspiciousDropPercent
+    graphBaseUrl: graphBaseUrl
+    teamViewerScimUrl: teamViewerScimUrl
+    stateTablePrefix: stateTablePrefix
+    syncDisabled: syncDisabled
     emailEndpoint: communication.outputs.endpoint
     emailSender: communication.outputs.senderAddress
     notifyEmailTo: notifyEmailTo
@@ -239,7 +293,7 @@ output functionAppName string = functionApp.outputs.name
 @description('Health endpoint; call it with a function key (header x-functions-key, or ?code=).')
 output statusUrl string = 'https://${functionApp.outputs.defaultHostName}/api/status'
 
-@description('Address the notification email is sent from.')
+@description('Address the coming failure emails will be sent from (no email is sent yet).')
 output senderAddress string = communication.outputs.senderAddress
 
 @description('Object (principal) id of the managed identity: pass it to infra/grant-graph-permissions.sh.')

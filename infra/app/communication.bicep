@@ -1,6 +1,7 @@
-// Azure Communication Services for the notification email: an Email Communication Service with an
-// Azure-managed domain (<guid>.azurecomm.net, no DNS work), linked to a Communication Services
-// resource that tvsync calls with its managed identity.
+// Azure Communication Services for the failure emails of a coming release (this one sends none):
+// an Email Communication Service with an Azure-managed domain (<guid>.azurecomm.net, no DNS work),
+// linked to a Communication Services resource that tvsync will call with its managed identity.
+// Provisioned now so that turning the emails on later needs no new roles or resources.
 
 @description('Communication Services resource name (globally unique).')
 param communicationServiceName string

@@ -42,7 +42,6 @@ param tokenSecretName string
 
 @description('Node.js major version.')
 @allowed([
-  '20'
   '22'
 ])
 param nodeVersion string
@@ -75,13 +74,46 @@ param teamViewerConcurrency int
 @description('LOG_LEVEL: debug, info, warn or error.')
 param logLevel string
 
+@description('SYNC_SCOPE: assigned or all.')
+param syncScope string
+
+@description('EXPAND_NESTED_GROUPS: also members of nested groups.')
+param expandNestedGroups bool
+
+@description('SCOPING_FILTERS: scoping filters as JSON (empty: everyone in scope).')
+param scopingFilters string
+
+@description('ATTRIBUTE_MAPPINGS: attribute mappings as JSON (empty: the gallery defaults).')
+param attributeMappings string
+
+@description('SKIP_OUT_OF_SCOPE_DELETIONS: leave users who leave scope active.')
+param skipOutOfScopeDeletions bool
+
+@description('DEACTIVATION_THRESHOLD: a count or a percentage.')
+param deactivationThreshold string
+
+@description('SUSPICIOUS_DROP_PERCENT: 0-99, 0 turns the check off.')
+param suspiciousDropPercent int
+
+@description('GRAPH_BASE_URL: Microsoft Graph root.')
+param graphBaseUrl string
+
+@description('TEAMVIEWER_SCIM_URL: TeamViewer SCIM base URL.')
+param teamViewerScimUrl string
+
+@description('STATE_TABLE_PREFIX: prefix of the state tables.')
+param stateTablePrefix string
+
+@description('AzureWebJobs.sync.Disabled: true keeps the sync timer from firing.')
+param syncDisabled bool
+
 @description('ACS_EMAIL_ENDPOINT: Communication Services endpoint.')
 param emailEndpoint string
 
 @description('ACS_EMAIL_SENDER: sender address on the Azure-managed domain.')
 param emailSender string
 
-@description('NOTIFY_EMAIL_TO: who gets the notification email (comma-separated; empty: none).')
+@description('NOTIFY_EMAIL_TO: recipients of the coming failure emails (not sent yet).')
 param notifyEmailTo string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -189,6 +221,53 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'LOG_LEVEL'
           value: logLevel
+        }
+        {
+          name: 'SYNC_SCOPE'
+          value: syncScope
+        }
+        // Spelled as tvsync documents them: ARM's string() of a bool would give True/False.
+        {
+          name: 'EXPAND_NESTED_GROUPS'
+          value: expandNestedGroups ? 'true' : 'false'
+        }
+        {
+          name: 'SCOPING_FILTERS'
+          value: scopingFilters
+        }
+        {
+          name: 'ATTRIBUTE_MAPPINGS'
+          value: attributeMappings
+        }
+        {
+          name: 'SKIP_OUT_OF_SCOPE_DELETIONS'
+          value: skipOutOfScopeDeletions ? 'true' : 'false'
+        }
+        {
+          name: 'DEACTIVATION_THRESHOLD'
+          value: deactivationThreshold
+        }
+        {
+          name: 'SUSPICIOUS_DROP_PERCENT'
+          value: string(suspiciousDropPercent)
+        }
+        {
+          name: 'GRAPH_BASE_URL'
+          value: graphBaseUrl
+        }
+        {
+          name: 'TEAMVIEWER_SCIM_URL'
+          value: teamViewerScimUrl
+        }
+        {
+          name: 'STATE_TABLE_PREFIX'
+          value: stateTablePrefix
+        }
+        // The platform's switch for one function: the host does not start the timer's listener.
+        // Always present, so that a re-deployment with syncDisabled=false resumes the timer.
+        {
+          name: 'AzureWebJobs.sync.Disabled'
+          value: syncDisabled ? 'true' : 'false'
         }
         {
           name: 'ACS_EMAIL_ENDPOINT'

@@ -17,7 +17,7 @@ param tags object
 param tokenSecretName string
 
 @secure()
-@description('TeamViewer script token. Empty: the secret is not created or changed (set it later, see README.md, "Deploying tvsync to Azure").')
+@description('TeamViewer script token (User management: create, edit, view users; Account management: view account data). Empty: the secret is not created or changed (set it later, see README.md, "Deploying tvsync to Azure").')
 param teamViewerApiToken string
 
 @description('Purge protection: once on it cannot be turned off, and a deleted vault (and its name) is kept for the retention period.')
@@ -60,7 +60,7 @@ resource tokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty
   name: tokenSecretName
   properties: {
     value: teamViewerApiToken
-    contentType: 'TeamViewer script token (User management: create, edit, view users)'
+    contentType: 'TeamViewer script token (User management: create, edit, view users; Account management: view account data)'
   }
 }
 

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings, SETTING_SPECS, type SettingSpec } from '../../shared/config';
-import { armResources, compileWithoutLinter, findBicep, functionAppSettings, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
+import { parseScopingFilters } from '../../shared/sync/scoping';
+import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
 
 const run = promisify(execFile);
 
@@ -24,17 +25,34 @@ const PLATFORM_SETTINGS: Record<string, string> = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: 'Application Insights target',
   // Telemetry with the managed identity's token, since local auth is off on the component.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Application Insights Entra ID ingestion',
+  // The host's own switch for one function: pauses the sync timer (parameter syncDisabled).
+  'AzureWebJobs.sync.Disabled': 'pauses the sync timer',
 };
 
 /**
- * Settings of the email notification, set by the template for the email feature before
- * shared/config.ts declares them. Remove a name here once it is in SETTING_SPECS (a name in both
+ * tvsync settings the template fills in from the resources it creates, not from a parameter of
+ * main.bicep; every other setting in SETTING_SPECS must be a parameter, or a re-deployment would
+ * reset what an admin tuned.
+ */
+const FROM_RESOURCES: Record<string, string> = {
+  AzureWebJobsStorage: 'never set on Flex Consumption: identity-based storage instead',
+  AzureWebJobsStorage__accountName: 'the storage account the template creates',
+  AzureWebJobsStorage__tableServiceUri: 'not set: tvsync derives it from the account name',
+  AzureWebJobsStorage__credential: 'always managedidentity',
+  AzureWebJobsStorage__clientId: 'the managed identity the template creates',
+  AZURE_CLIENT_ID: 'the managed identity the template creates',
+  TEAMVIEWER_API_TOKEN: 'a Key Vault reference to the secret the template writes',
+};
+
+/**
+ * Settings of the coming failure emails, set by the template before shared/config.ts declares
+ * them (nothing reads them yet). Remove a name here once it is in SETTING_SPECS (a name in both
  * is simply treated as a setting tvsync reads).
  */
 const PENDING_CODE_SETTINGS: Record<string, string> = {
-  ACS_EMAIL_ENDPOINT: 'Communication Services endpoint for the notification email',
+  ACS_EMAIL_ENDPOINT: 'Communication Services endpoint for the coming failure emails',
   ACS_EMAIL_SENDER: 'sender address on the Azure-managed domain',
-  NOTIFY_EMAIL_TO: 'recipients of the notification email',
+  NOTIFY_EMAIL_TO: 'recipients of the coming failure emails',
 };
 
 /**
@@ -63,7 +81,34 @@ let template: ArmTemplate | undefined;
 let settings: AppSetting[] = [];
 let brokenParam: BicepRun | undefined;
 let warningOnly: BicepRun | undefined;
+let readmeParams: Record<string, unknown> | Error | undefined;
 const tempDirs: string[] = [];
+
+const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+/** The deployment guide: README.md from its heading to the end. */
+const DEPLOY_GUIDE = README.slice(README.indexOf('## Deploying tvsync to Azure'));
+/** Stands in for the TeamViewer token in the environment when the guide's .bicepparam is built. */
+const TOKEN_MARKER = 'marker-token-from-the-environment';
+
+/** The first fenced block of a language after a heading of the deployment guide. */
+function guideBlock(heading: string, language: string): string {
+  const at = DEPLOY_GUIDE.indexOf(heading);
+  if (at < 0) throw new Error(`README.md has no "${heading}" in the deployment guide`);
+  const fence = '```' + language + '\n';
+  const start = DEPLOY_GUIDE.indexOf(fence, at);
+  if (start < 0) throw new Error(`README.md has no ${language} block after "${heading}"`);
+  return DEPLOY_GUIDE.slice(start + fence.length, DEPLOY_GUIDE.indexOf('```', start + fence.length));
+}
+
+/** Builds the guide's tvsync.bicepparam where the guide puts it: beside a copy of infra/. */
+async function buildGuideParams(bicep: string): Promise<Record<string, unknown>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-bicepparam-'));
+  tempDirs.push(dir);
+  fs.cpSync(INFRA_DIR, path.join(dir, 'infra'), { recursive: true });
+  const file = path.join(dir, 'tvsync.bicepparam');
+  fs.writeFileSync(file, guideBlock('### Step 3', 'bicep'));
+  return buildParams(bicep, file, { ...process.env, TEAMVIEWER_API_TOKEN: TOKEN_MARKER });
+}
 
 /** A copy of infra/ with one text replacement in one file (the replacement must apply). */
 function brokenCopy(file: string, from: string, to: string): string {
@@ -89,10 +134,11 @@ async function prepareBicep(): Promise<void> {
   }
   // The repo's infra, a module parameter renamed, and an unknown property (a compiler warning,
   // no error): three runs of the script CI uses, side by side.
-  [repoRun, brokenParam, warningOnly] = await Promise.all([
+  [repoRun, brokenParam, warningOnly, readmeParams] = await Promise.all([
     runBicepScript(INFRA_DIR),
     runBicepScript(brokenCopy('app/storage.bicep', 'param deploymentContainerName string', 'param containerName string')),
     runBicepScript(brokenCopy('app/function.bicep', 'httpsOnly: true', 'httpsOnly: true\n    clientCertEnabledd: false')),
+    buildGuideParams(cli.path).catch((err: Error & { stderr?: string }) => new Error(`${err.message}\n${err.stderr ?? ''}`)),
   ]);
   template = repoRun.template;
   if (!template) {
@@ -199,6 +245,7 @@ describe('.funcignore', () => {
     'tsconfig.json',
     'vitest.config.ts',
     'README.md',
+    'tvsync.bicepparam',
     '__azurite_db_table__.json',
   ];
 
@@ -526,10 +573,52 @@ describe('the Bicep template', () => {
     expect(differences).toEqual([]);
   });
 
+  it('takes every setting an admin may tune from a main.bicep parameter, so a re-deployment keeps it', (ctx) => {
+    needTemplate(ctx);
+    const set = setByTemplate();
+    const problems = SETTING_SPECS.filter((spec) => !(spec.name in FROM_RESOURCES)).flatMap((spec) => {
+      const setting = set.get(spec.name);
+      if (!setting) return [`${spec.name} is not set by infra/app/function.bicep: a re-deployment would drop what an admin set by hand`];
+      const parameter = sourceParameter(setting.value, setting.scope);
+      return parameter ? [] : [`${spec.name} is set to ${JSON.stringify(setting.value)}, not from a main.bicep parameter`];
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it('pauses the timer of the function that exists, and leaves it running by default', (ctx) => {
+    needTemplate(ctx);
+    // The setting names the function; a name that matches no function pauses nothing.
+    const timerNames = [...fs.readFileSync(path.join(REPO_ROOT, 'functions', 'sync.ts'), 'utf8').matchAll(/app\.timer\('([^']+)'/g)].map((m) => m[1]);
+    expect(timerNames).toEqual(['sync']);
+    const pause = setByTemplate().get(`AzureWebJobs.${timerNames[0]}.Disabled`);
+    expect(pause, 'AzureWebJobs.sync.Disabled is not set by the template').toBeDefined();
+    expect(sourceParameter(pause?.value, pause!.scope)).toEqual({ name: 'syncDisabled', defaultValue: 'false' });
+  });
+
+  it('documents every main.bicep parameter, and no other, in the deployment guide\'s table', (ctx) => {
+    const arm = needTemplate(ctx);
+    const declared = Object.keys(arm.parameters ?? {}).sort();
+    const table = DEPLOY_GUIDE.slice(DEPLOY_GUIDE.indexOf('| Parameter | Default | Meaning |'));
+    const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((m) => m[1]).sort();
+    expect(documented).toEqual(declared);
+  });
+
+  it('builds the guide\'s tvsync.bicepparam: known parameters, the token only from the environment, a scoping filter tvsync accepts', (ctx) => {
+    const arm = needTemplate(ctx);
+    if (readmeParams instanceof Error) throw readmeParams;
+    const params = readmeParams as Record<string, unknown>;
+    expect(Object.keys(params).filter((name) => !(name in (arm.parameters ?? {})))).toEqual([]);
+    expect(params.teamViewerApiToken).toBe(TOKEN_MARKER);
+    // Unset on a re-deployment: empty, which keeps the stored secret (no default would fail the build).
+    expect(guideBlock('### Step 3', 'bicep')).toContain("readEnvironmentVariable('TEAMVIEWER_API_TOKEN', '')");
+    expect(parseScopingFilters(String(params.scopingFilters)).length).toBeGreaterThan(0);
+    expect(String(params.entraServicePrincipalId)).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('has the outputs the deployment guide uses', (ctx) => {
     const arm = needTemplate(ctx);
     const outputs = arm.outputs ?? {};
-    expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['functionAppName', 'statusUrl', 'senderAddress', 'identityPrincipalId']));
+    expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['functionAppName', 'statusUrl', 'senderAddress', 'identityPrincipalId', 'keyVaultName', 'storageAccountName']));
     expect(String(outputs.statusUrl.value)).toMatch(/^\[format\('https:\/\/\{0\}\/api\/status'/);
     // senderAddress is the communication module's output, the DoNotReply address of the managed domain.
     const module = /^\[reference\(resourceId\('Microsoft\.Resources\/deployments', '([^']+)'\).*\.outputs\.senderAddress\.value\]$/.exec(String(outputs.senderAddress.value));

@@ -127,20 +127,57 @@ export function functionAppSettings(template: ArmTemplate): AppSetting[] {
 }
 
 /**
- * The main.bicep parameter an app setting comes straight from, when its value is a plain parameter
- * reference ("[parameters('x')]" or "[string(parameters('x'))]") followed up through the modules.
- * Undefined for literals and computed values (resource names, Key Vault references...).
+ * How an app setting's value is made from one parameter of its own template: the parameter itself,
+ * string() of it, or a bool parameter chosen between two literals (`x ? 'true' : 'false'`).
+ * `render` turns the parameter's value into the setting's value the way ARM does (string() of a
+ * bool is "True"/"False", which is why the template spells booleans out).
+ */
+function parameterReference(value: unknown): { name: string; render: (v: unknown) => unknown } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const plain = /^\[parameters\('([^']+)'\)\]$/.exec(value);
+  if (plain) return { name: plain[1], render: (v) => v };
+  const stringOf = /^\[string\(parameters\('([^']+)'\)\)\]$/.exec(value);
+  if (stringOf) return { name: stringOf[1], render: (v) => (typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)) };
+  const choice = /^\[if\(parameters\('([^']+)'\), '([^']*)', '([^']*)'\)\]$/.exec(value);
+  if (choice) return { name: choice[1], render: (v) => (v === true ? choice[2] : choice[3]) };
+  return undefined;
+}
+
+/** The main.bicep parameter behind a value, and its default rendered down to this scope. */
+function traceParameter(value: unknown, scope: ArmScope): { name: string; hasDefault: boolean; defaultValue?: unknown } | undefined {
+  const ref = parameterReference(value);
+  if (!ref) return undefined;
+  if (scope.parent) {
+    const passed = scope.values?.[ref.name];
+    if (!passed || !('value' in passed)) return undefined;
+    const above = traceParameter(passed.value, scope.parent);
+    if (!above) return undefined;
+    return above.hasDefault ? { ...above, defaultValue: ref.render(above.defaultValue) } : above;
+  }
+  const declared = scope.template.parameters?.[ref.name];
+  if (!declared) return undefined;
+  if (declared.defaultValue === undefined) return { name: ref.name, hasDefault: false };
+  return { name: ref.name, hasDefault: true, defaultValue: ref.render(declared.defaultValue) };
+}
+
+/**
+ * The main.bicep parameter an app setting comes straight from, followed up through the modules,
+ * with the setting value its default gives. Undefined for literals and computed values (resource
+ * names, Key Vault references...).
  */
 export function sourceParameter(value: unknown, scope: ArmScope): { name: string; defaultValue?: string } | undefined {
-  if (typeof value !== 'string') return undefined;
-  const ref = /^\[(?:string\()?parameters\('([^']+)'\)\)?\]$/.exec(value);
-  if (!ref) return undefined;
-  const name = ref[1];
-  if (scope.parent) {
-    const passed = scope.values?.[name];
-    return passed && 'value' in passed ? sourceParameter(passed.value, scope.parent) : undefined;
-  }
-  const declared = scope.template.parameters?.[name];
-  if (!declared) return undefined;
-  return { name, defaultValue: declared.defaultValue === undefined ? undefined : String(declared.defaultValue) };
+  const traced = traceParameter(value, scope);
+  if (!traced) return undefined;
+  return { name: traced.name, defaultValue: traced.hasDefault ? String(traced.defaultValue) : undefined };
+}
+
+/**
+ * Compiles a .bicepparam file (`bicep build-params`) with the given environment, for
+ * readEnvironmentVariable(), and returns the parameter values it produces.
+ */
+export async function buildParams(bicep: string, file: string, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const { stdout } = await run(bicep, ['build-params', file, '--stdout'], { timeout: 120_000, maxBuffer: 16 << 20, env });
+  const built = JSON.parse(stdout) as { parametersJson: string };
+  const parameters = (JSON.parse(built.parametersJson) as { parameters: Record<string, { value?: unknown }> }).parameters;
+  return Object.fromEntries(Object.entries(parameters).map(([name, p]) => [name, p.value]));
 }
