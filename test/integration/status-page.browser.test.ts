@@ -14,7 +14,7 @@ import { getApp, resetRuntime } from '../../shared/runtime';
 import { HEALTH_LOOK } from '../../shared/status-page';
 import type { StateStore } from '../../shared/state/store';
 import { emptyCounts, type CycleRecord, type UserFailure } from '../../shared/sync/model';
-import { dominantColor, hexColor, launchChromium, readPng, serveHandler, type Chromium, type HandlerServer } from '../support/browser';
+import { CHROMIUM_PATH, dominantColor, hexColor, launchChromium, readPng, serveHandler, type Chromium, type HandlerServer } from '../support/browser';
 import { sampleTenant } from '../support/tenant';
 import { REPO_ROOT, startWorld, type World } from '../support/world';
 
@@ -118,7 +118,15 @@ describe('GET /api/status: JSON or HTML', () => {
   });
 });
 
-describe('status page in Chromium (375 px phone)', () => {
+/**
+ * In CI (CI=true, where .ci/run installs Chromium) a missing browser fails the run. On a
+ * developer's machine without Debian's chromium the browser checks are skipped, loudly, so
+ * `npm ci && npm test` still works there; the handler-level checks above always run.
+ */
+const browserMissing = !fs.existsSync(CHROMIUM_PATH) && process.env.CI !== 'true';
+if (browserMissing) console.warn(`status page browser tests SKIPPED: ${CHROMIUM_PATH} is missing (apt-get install chromium); CI runs them`);
+
+describe.skipIf(browserMissing)('status page in Chromium (375 px phone)', () => {
   let chromium: Chromium;
 
   beforeAll(async () => {
