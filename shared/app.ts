@@ -15,6 +15,11 @@ import type { StorageTarget } from './state/target';
 import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
 import { acquireLease, LeaseHeldError } from './sync/lease';
 import { EMPTY_GUARD_STATE, GUARD_KEY, type GuardState, type StagedDeactivations } from './sync/guard';
+import { WATERMARK_KEY } from './sync/watermark';
+import { provisionOnDemand, type ProvisionResult } from './provision';
+
+/** An operator's "run now": the next heartbeat starts a cycle whatever the interval says. */
+export const RUN_NOW_KEY = 'runNow';
 import { sleep } from './http/retry';
 import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
 
@@ -30,6 +35,16 @@ export interface App {
   status(now?: Date): Promise<StatusDocument>;
   /** Releases the deactivations the guard holds back, for the next cycle. Null when none are staged. */
   allowDeactivations(by: string): Promise<StagedDeactivations | null>;
+  /** Entra's five steps for one user (object id or UPN). */
+  provision(query: string, options?: { dryRun?: boolean }): Promise<ProvisionResult>;
+  /**
+   * Entra's "restart provisioning": forgets the delta watermark and the staged deactivations (the
+   * next cycle is a new initial cycle that decides afresh); `full` also drops every link, so
+   * matching relinks users by userName. Runs under the run lease.
+   */
+  restart(options: { full: boolean; by: string }): Promise<{ droppedLinks: number }>;
+  /** Asks the timer for a cycle at its next beat. */
+  requestRun(by: string): Promise<void>;
   testConnection(): Promise<ConnectionCheck[]>;
 }
 
@@ -102,13 +117,17 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         logger.info('a cycle is already running; this beat does nothing');
         return null;
       }
-      const guard = await store.getMeta<GuardState>(GUARD_KEY);
-      const due = guard?.value.allowance ? now : nextRunAt(cycles, settings.syncIntervalMinutes, now);
+      const [guard, runNow] = await Promise.all([store.getMeta<GuardState>(GUARD_KEY), store.getMeta<{ requestedAt: string; by: string }>(RUN_NOW_KEY)]);
+      const due = guard?.value.allowance || runNow ? now : nextRunAt(cycles, settings.syncIntervalMinutes, now);
       if (due.getTime() > now.getTime()) {
         logger.debug(`no cycle due until ${due.toISOString()}`);
         return null;
       }
       try {
+        if (runNow) {
+          logger.info(`running now, as asked by ${runNow.value.by} at ${runNow.value.requestedAt}`);
+          await store.deleteMeta(RUN_NOW_KEY, runNow.etag).catch(() => undefined);
+        }
         return await run({ trigger });
       } catch (err) {
         if (!(err instanceof LeaseHeldError)) throw err;
@@ -119,6 +138,30 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     async status(now = new Date()) {
       const [cycles, guard] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY)]);
       return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null);
+    },
+    async provision(query, options = {}) {
+      return provisionOnDemand({ entra, teamViewer, store, logger, config: settings.sync }, query, options);
+    },
+    async restart({ full, by }) {
+      const lease = await acquireLease(store, { purpose: `restart${full ? ' --full' : ''} by ${by}`, logger });
+      try {
+        await store.deleteMeta(WATERMARK_KEY);
+        await store.deleteMeta(GUARD_KEY);
+        let droppedLinks = 0;
+        if (full) {
+          for (const link of await store.listLinks()) {
+            await store.deleteLink(link.entraId);
+            droppedLinks++;
+          }
+        }
+        logger.warn(`provisioning restarted by ${by}${full ? ` (full: ${droppedLinks} links dropped; users are matched again by userName)` : ''}; the next cycle is a new initial cycle`);
+        return { droppedLinks };
+      } finally {
+        await lease.release();
+      }
+    },
+    async requestRun(by) {
+      await store.putMeta(RUN_NOW_KEY, { requestedAt: new Date().toISOString(), by });
     },
     async allowDeactivations(by) {
       // Conditional write: a cycle finishing at the same moment must not lose the allowance.

@@ -11,6 +11,8 @@ import { createLogger, type Logger, type LogLevel } from './log';
 import type { CycleReport, CyclePhase } from './sync/cycle';
 import type { StatusDocument } from './status';
 import { LeaseHeldError } from './sync/lease';
+import { formatProvision } from './provision';
+import { serve } from './serve';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -23,6 +25,15 @@ Usage:
                                      --wait: seconds to wait for a cycle already running, default 30)
   tvsync status [--json]             health, last cycle, next run, recent failures
   tvsync test-connection [--json]    check Table Storage, Microsoft Graph and the TeamViewer token
+  tvsync provision <upn|objectId> [--dry-run] [--json]
+                                     provision one user now: connection test, import, scope evaluation,
+                                     matching, action — each step's result and why
+  tvsync restart [--full]            forget the delta watermark and staged deactivations (the next cycle is a
+                                     new initial cycle); --full also drops every link (users are re-matched
+                                     by userName)
+  tvsync serve [--port N] [--beat S] run the app locally without the Functions host: the heartbeat (every S
+                                     seconds, default 60) and the HTTP routes on http://localhost:N/api/…
+                                     (default 7071; no keys locally, like func start; 127.0.0.1 only)
   tvsync allow-deactivations         apply the deactivations the accidental-deletion guard holds back
                                      (at the next cycle; run "tvsync sync" to apply them now)
   tvsync help                        this text
@@ -45,16 +56,23 @@ interface Parsed {
   command: string;
   flags: Set<string>;
   values: Map<string, string>;
+  positional: string[];
 }
 
+/** Commands that take one positional argument, and what it is. */
+const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)' };
+
 /** Options that take a value (the next argument). */
-const VALUE_OPTIONS = new Set(['--wait']);
+const VALUE_OPTIONS = new Set(['--wait', '--port', '--beat']);
 
 const COMMAND_FLAGS: Record<string, string[]> = {
   sync: ['--dry-run', '--json', '--wait'],
   status: ['--json'],
   'test-connection': ['--json'],
   'allow-deactivations': [],
+  provision: ['--dry-run', '--json'],
+  serve: ['--port', '--beat'],
+  restart: ['--full'],
   help: [],
 };
 
@@ -65,19 +83,25 @@ function parseArgs(argv: string[]): Parsed {
   if (!allowed) throw new UsageError(`unknown command "${command}"`);
   const flags = new Set<string>();
   const values = new Map<string, string>();
+  const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
-    if (arg === '--help' || arg === '-h') return { command: 'help', flags, values };
+    if (arg === '--help' || arg === '-h') return { command: 'help', flags, values, positional };
+    if (!arg.startsWith('-') && POSITIONAL[name] && positional.length === 0) {
+      positional.push(arg);
+      continue;
+    }
     if (!allowed.includes(arg)) throw new UsageError(`"${arg}" is not an option of "tvsync ${name}"`);
     if (VALUE_OPTIONS.has(arg)) {
       const value = rest[++i];
-      if (value === undefined || !/^\d+$/.test(value)) throw new UsageError(`${arg} needs a whole number of seconds`);
+      if (value === undefined || !/^\d+$/.test(value)) throw new UsageError(`${arg} needs a whole number`);
       values.set(arg, value);
     } else {
       flags.add(arg);
     }
   }
-  return { command: name, flags, values };
+  if (POSITIONAL[name] && positional.length === 0) throw new UsageError(`"tvsync ${name}" needs ${POSITIONAL[name]}`);
+  return { command: name, flags, values, positional };
 }
 
 function stderrLogger(io: CliIo, level: LogLevel): Logger {
@@ -135,6 +159,33 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       return testConnection(app, io, json);
     case 'allow-deactivations':
       return allowDeactivations(app, io);
+    case 'provision': {
+      const result = await app.provision(parsed.positional[0], { dryRun: parsed.flags.has('--dry-run') });
+      io.out.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatProvision(result));
+      return result.ok ? 0 : 1;
+    }
+    case 'serve': {
+      const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger });
+      io.out.write(`tvsync serve: status page ${server.url}/status — Ctrl-C to stop\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+      return 0;
+    }
+    case 'restart': {
+      const full = parsed.flags.has('--full');
+      try {
+        const { droppedLinks } = await app.restart({ full, by: operator(io) });
+        io.out.write(`Restarted: the delta watermark and any staged deactivations are cleared; the next cycle is a new initial cycle.${full ? ` ${droppedLinks} link(s) dropped: users will be matched again by userName.` : ''}\n`);
+        return 0;
+      } catch (err) {
+        if (!(err instanceof LeaseHeldError)) throw err;
+        io.err.write(`tvsync: not restarted: ${err.message}. Try again when it has finished.\n`);
+        return 1;
+      }
+    }
     default:
       return 2;
   }
@@ -255,9 +306,11 @@ export function formatStatus(doc: StatusDocument): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Who is acting, for the audit lines (no secrets: a login name). */
+const operator = (io: CliIo) => `${io.env.USER ?? io.env.USERNAME ?? 'an operator'} (tvsync CLI)`;
+
 async function allowDeactivations(app: App, io: CliIo): Promise<number> {
-  const by = `${io.env.USER ?? io.env.USERNAME ?? 'an operator'} (tvsync CLI)`;
-  const released = await app.allowDeactivations(by);
+  const released = await app.allowDeactivations(operator(io));
   if (!released) {
     io.out.write('Nothing is held back: no deactivations are staged.\n');
     return 0;

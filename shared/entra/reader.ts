@@ -28,7 +28,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
 import type { AssignedUser, EntraUser } from '../sync/model';
 import { graphSelectFor, readAttribute, sourceAttribute, UnknownAttributeError } from '../sync/attributes';
-import { EntraReadError } from './errors';
+import { EntraReadError, isEntraReadError } from './errors';
 import { GraphRequester, type CollectionRequest, type DeltaRound, type GraphCallContext } from './graph-client';
 
 export interface EntraReaderOptions {
@@ -325,7 +325,7 @@ export class EntraReader {
    * Every app role assignment of the service principal, as a fingerprint: what an incremental
    * cycle compares to notice an assignment change (Graph has no delta query for assignments).
    */
-  async readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; directUserIds: string[]; requests: number }> {
+  async readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; directUserIds: string[]; roles: Map<string, Set<string>>; requests: number }> {
     const requester = new GraphRequester(this.client, this.logger);
     const before = requester.requests;
     const { directRoles, groupRoles } = await this.readAssignmentRoles(requester, this.checkedServicePrincipalId());
@@ -338,8 +338,41 @@ export class EntraReader {
       fingerprint: createHash('sha256').update(lines.join('\n')).digest('hex'),
       groupIds: [...groupRoles.keys()].sort(),
       directUserIds: [...directRoles.keys()].sort(),
+      // Role ids by principal (user or group id, lower-case): what provision-on-demand needs.
+      roles: new Map([...directRoles, ...groupRoles]),
       requests: requester.requests - before,
     };
+  }
+
+  /**
+   * One user by object id or UPN, with the attributes mappings and filters need; null when Graph
+   * has no such user. For provision-on-demand: a single read, not a cycle. Needs User.Read.All.
+   */
+  async readUser(idOrUpn: string, attributes: readonly string[] = []): Promise<{ user: EntraUserRecord; appRoleValues?: Map<string, string> } | null> {
+    const plan = planAttributes(attributes);
+    const requester = new GraphRequester(this.client, this.logger);
+    const concerns = 'one user (provision on demand)';
+    try {
+      const raw = await requester.get<RawUser>(`/users/${encodeURIComponent(idOrUpn)}?$select=${plan.select}`, { concerns, permission: 'User.Read.All', notFound: { code: 'GRAPH_NOT_FOUND', message: 'no such user' } });
+      const user = toEntraUserRecord(raw, concerns, plan.names);
+      const appRoleValues = plan.appRoleValues ? await this.readAppRoleValues(requester, this.checkedServicePrincipalId()) : undefined;
+      return { user, ...(appRoleValues ? { appRoleValues } : {}) };
+    } catch (err) {
+      if (isEntraReadError(err) && err.code === 'GRAPH_NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  /** The groups a user is a member of (direct, or transitive), lower-case ids. Needs GroupMember.Read.All. */
+  async readUserGroupIds(userId: string, transitive: boolean): Promise<Set<string>> {
+    if (!GUID.test(userId)) throw new EntraReadError('GRAPH_INCOMPLETE', `"${userId}" is not an object id`, { concerns: 'a user\'s groups' });
+    const requester = new GraphRequester(this.client, this.logger);
+    const groups = new Set<string>();
+    const path = `/users/${userId}/${transitive ? 'transitiveMemberOf' : 'memberOf'}/microsoft.graph.group?$select=id&$top=${this.pageSize}`;
+    for await (const page of requester.pages<{ id?: string }>(path, { concerns: `the groups of user ${userId}`, permission: 'GroupMember.Read.All' })) {
+      for (const g of page) if (typeof g?.id === 'string') groups.add(g.id.toLowerCase());
+    }
+    return groups;
   }
 
   private async readAssignmentRoles(requester: GraphRequester, spId: string) {

@@ -159,7 +159,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   const hash = configHash(config);
   const lastGood = recent.find((c) => !c.dryRun && (c.result === 'succeeded' || c.result === 'partial'));
   // A changed scope or mapping means every user must be looked at again: a new initial cycle.
-  let kind: CycleKind = lastGood && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
+  // No watermark (first run, or a restart cleared it) means a new initial cycle too.
+  const watermarked = (await deps.state.getMeta<Watermark>(WATERMARK_KEY)) !== null;
+  let kind: CycleKind = lastGood && watermarked && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
   if (lastGood && kind === 'initial') log.info('scope, scoping filters or mappings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
 
@@ -530,7 +532,8 @@ function writtenOf(user: TeamViewerUser, previous?: Link['written']): Link['writ
   return { ...previous, userName: user.userName, displayName: user.displayName, active: user.active };
 }
 
-async function applyAction(action: Action, link: Link | undefined, deps: CycleDeps, now: () => Date): Promise<ActionReport> {
+/** Applies one planned action (also used by provision on demand). Never throws: failures are reports. */
+export async function applyAction(action: Action, link: Link | undefined, deps: CycleDeps, now: () => Date): Promise<ActionReport> {
   const state = deps.state;
   const stamp = () => now().toISOString();
   const linkFor = (user: TeamViewerUser): Link => ({

@@ -47,6 +47,11 @@ export interface PlanInput {
   skipOutOfScopeDeletions?: boolean;
   /** Why linked users that were not read from Entra are gone (default: unassigned). */
   goneReasons?: ReadonlyMap<string, string>;
+  /**
+   * `users` is a subset (provision on demand): links of users not listed are context only
+   * (they still claim their TeamViewer ids) and get no action.
+   */
+  subset?: boolean;
 }
 
 export interface Plan {
@@ -200,7 +205,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   // Linked users not read from Entra this cycle: unassigned, out of scope or deleted.
-  for (const link of input.links) {
+  for (const link of input.subset ? [] : input.links) {
     if (seen.has(link.entraId)) continue;
     const base = { entraId: link.entraId, userPrincipalName: link.userPrincipalName };
     const { current, fromIntent, ambiguous } = resolve(link);

@@ -7,11 +7,11 @@
  * The product code runs exactly as in Azure: settings through the config module, Graph tokens
  * through DefaultAzureCredential's managed-identity path, state in Table Storage.
  */
-import http from 'node:http';
 import { createApp } from '../../shared/app';
 import { formatReport, formatStatus } from '../../shared/cli';
 import { loadSettings } from '../../shared/config';
 import { createLogger } from '../../shared/log';
+import { serve } from '../../shared/serve';
 import { sampleTenant, userId } from '../support/tenant';
 import { startWorld } from '../support/world';
 
@@ -60,30 +60,13 @@ async function main(argv: string[]): Promise<number> {
     const ok = first.result === 'succeeded' && second.result === 'succeeded';
     if (once) return ok ? 0 : 1;
 
-    const server = http.createServer((req, res) => {
-      if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/api/status') {
-        app.status().then(
-          (doc) => {
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify(doc, null, 2));
-          },
-          (err: Error) => {
-            res.writeHead(503, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ error: err.message }));
-          },
-        );
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('not found: try /api/status\n');
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    out(`\nStatus: http://localhost:${port}/api/status — Ctrl-C to stop.\n`);
+    const server = await serve({ port, beatSeconds: 60, logger });
+    out(`\nStatus page: ${server.url}/status (open it in a browser; JSON for scripts) — Ctrl-C to stop.\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-    server.close();
+    await server.close();
     return 0;
   } finally {
     await closeAll();

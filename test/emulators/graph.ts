@@ -6,6 +6,7 @@
  *   GET  /v1.0/servicePrincipals/{id}/appRoleAssignedTo                 paged
  *   GET  /v1.0/groups/{id}/members/microsoft.graph.user                 paged, direct members only
  *   GET  /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user       paged, nested groups expanded
+ *   GET  /v1.0/users/{id|upn}/memberOf|transitiveMemberOf/microsoft.graph.group   a user's groups
  *   GET  /v1.0/users/{id | userPrincipalName}
  *   GET  /v1.0/users                                                    paged, $filter (eq, in)
  *   GET  /v1.0/users/delta                                              delta rounds, @removed, $filter=id eq … or …
@@ -604,9 +605,22 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     const [, id, ...more] = segments;
     if (id === 'delta') return routeDelta(req, 'users', more);
     if (id !== undefined) {
-      if (more.length > 0) return graphError(400, 'BadRequest', `Resource not found for the segment '${more[0]}'.`);
       const user = findUser(id);
       if (!user) return notFound(id);
+      if ((more[0] === 'memberOf' || more[0] === 'transitiveMemberOf') && more[1] === 'microsoft.graph.group' && more.length === 2) {
+        // The groups the user is in: directly, or through nested groups too.
+        const direct = (memberId: string) => api.tenant.groups.filter((g) => g.members.some((m) => same(m, memberId)));
+        const found = new Map<string, (typeof api.tenant.groups)[number]>();
+        const queue = direct(user.id);
+        while (queue.length > 0) {
+          const g = queue.shift()!;
+          if (found.has(g.id.toLowerCase())) continue;
+          found.set(g.id.toLowerCase(), g);
+          if (more[0] === 'transitiveMemberOf') queue.push(...direct(g.id));
+        }
+        return page(req, [...found.values()].map((g) => project({ id: g.id, displayName: g.displayName }, selectOf(req))), 'groups');
+      }
+      if (more.length > 0) return graphError(400, 'BadRequest', `Resource not found for the segment '${more[0]}'.`);
       return { status: 200, body: project(user, selectOf(req), USER_DEFAULT_PROPERTIES) };
     }
     const users = filtered(req, liveUsers());

@@ -26,7 +26,7 @@ beforeEach(() => {
   resetRuntime();
 });
 
-const timer = { isPastDue: false, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
+const timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
 const statusRequest = () => new HttpRequest({ url: 'http://localhost:7071/api/status', method: 'GET' });
 
 describe('Functions handlers', () => {
