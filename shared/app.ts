@@ -38,8 +38,8 @@ export interface App {
   /** Entra's five steps for one user (object id or UPN). */
   provision(query: string, options?: { dryRun?: boolean }): Promise<ProvisionResult>;
   /**
-   * Entra's "restart provisioning": forgets the delta watermark and the staged deactivations (the
-   * next cycle is a new initial cycle that decides afresh); `full` also drops every link, so
+   * Entra's "restart provisioning": forgets the delta watermark, escrows and the staged
+   * deactivations (the next cycle is a new initial cycle that decides afresh); `full` also drops every link, so
    * matching relinks users by userName. Runs under the run lease.
    */
   restart(options: { full: boolean; by: string }): Promise<{ droppedLinks: number }>;
@@ -80,7 +80,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logger,
   });
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard };
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -136,8 +136,8 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       }
     },
     async status(now = new Date()) {
-      const [cycles, guard] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY)]);
-      return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null);
+      const [cycles, guard, escrows] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY), store.listEscrows()]);
+      return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null, escrows);
     },
     async provision(query, options = {}) {
       return provisionOnDemand({ entra, teamViewer, store, logger, config: settings.sync }, query, options);
@@ -147,6 +147,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       try {
         await store.deleteMeta(WATERMARK_KEY);
         await store.deleteMeta(GUARD_KEY);
+        for (const escrow of await store.listEscrows()) await store.deleteEscrow(escrow.entraId);
         let droppedLinks = 0;
         if (full) {
           for (const link of await store.listLinks()) {

@@ -4,7 +4,7 @@
  * README); later issues add fields, never rename them.
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
-import type { CycleCounts, CycleKind, CycleRecord, CycleResult, UserFailure } from './sync/model';
+import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './sync/model';
 import type { GuardState, StagedDeactivations } from './sync/guard';
 
 export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
@@ -28,7 +28,7 @@ export interface StatusDocument {
   healthReason: string;
   generatedAt: string;
   lastCycle: CycleSummary | null;
-  currentCycle: { id: string; kind: CycleKind; startedAt: string; done: number; total: number; heartbeatAt: string | null } | null;
+  currentCycle: { id: string; kind: CycleKind; startedAt: string; phase: string | null; done: number; total: number; heartbeatAt: string | null; estimatedEndAt: string | null } | null;
   nextRunAt: string | null;
   intervalMinutes: number;
   /** Why tvsync needs an admin before it goes on as usual, or null. */
@@ -36,6 +36,10 @@ export interface StatusDocument {
   /** Deactivations held back by the accidental-deletion guard, or null. */
   stagedDeactivations: (StagedDeactivations & { allowed: boolean }) | null;
   recentFailures: UserFailure[];
+  /** Users whose change keeps failing, retried with a growing back-off: how many, and the first 50 by next attempt. */
+  escrows: { count: number; users: Escrow[] };
+  /** Totals over the recent cycles shown (Entra's "statistics to date", for this window). */
+  statistics: { cycles: { total: number; succeeded: number; partial: number; failed: number }; changes: CycleCounts };
   recentCycles: CycleSummary[];
 }
 
@@ -70,7 +74,7 @@ export function nextRunAt(cycles: CycleRecord[], intervalMinutes: number, now: D
   return new Date(Date.parse(last.startedAt) + intervalMinutes * 60_000);
 }
 
-export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date(), guard: GuardState | null = null): StatusDocument {
+export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date(), guard: GuardState | null = null, escrows: Escrow[] = []): StatusDocument {
   const real = cycles.filter((c) => !c.dryRun);
   const current = real.find((c) => isLive(c, now)) ?? null;
   const finished = real.filter((c) => c.result !== 'running' || !isLive(c, now));
@@ -105,7 +109,16 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
     generatedAt: now.toISOString(),
     lastCycle: last ? summarize(last) : null,
     currentCycle: current
-      ? { id: current.id, kind: current.kind, startedAt: current.startedAt, done: current.done ?? 0, total: current.planned, heartbeatAt: current.heartbeatAt ?? null }
+      ? {
+          id: current.id,
+          kind: current.kind,
+          startedAt: current.startedAt,
+          phase: current.phase ?? null,
+          done: current.done ?? 0,
+          total: current.planned,
+          heartbeatAt: current.heartbeatAt ?? null,
+          estimatedEndAt: estimateEnd(current, now),
+        }
       : null,
     nextRunAt: current ? null : guard?.allowance ? now.toISOString() : nextRunAt(real, intervalMinutes, now).toISOString(),
     intervalMinutes,
@@ -114,6 +127,27 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
       : null,
     stagedDeactivations: staged ? { ...staged, allowed: Boolean(guard?.allowance) } : null,
     recentFailures: last?.failures ?? [],
+    escrows: { count: escrows.length, users: [...escrows].sort((a, b) => a.nextAttemptAt.localeCompare(b.nextAttemptAt)).slice(0, 50) },
+    statistics: totals(real.filter((c) => c.result !== 'running')),
     recentCycles: real.slice(0, 10).map(summarize),
   };
+}
+
+function totals(cycles: CycleRecord[]): StatusDocument['statistics'] {
+  const result = { total: cycles.length, succeeded: 0, partial: 0, failed: 0 };
+  const changes = emptyCounts();
+  for (const c of cycles) {
+    if (c.result === 'succeeded' || c.result === 'partial' || c.result === 'failed') result[c.result]++;
+    for (const k of Object.keys(changes) as Array<keyof CycleCounts>) if (k !== 'unchanged') changes[k] += c.counts[k] ?? 0;
+  }
+  changes.unchanged = cycles[0]?.counts.unchanged ?? 0;
+  return { cycles: result, changes };
+}
+
+/** Linear estimate from the share of planned actions done so far; null until there is one. */
+function estimateEnd(c: CycleRecord, now: Date): string | null {
+  const done = c.done ?? 0;
+  if (c.phase !== 'applying' || done === 0 || c.planned === 0) return null;
+  const elapsed = now.getTime() - Date.parse(c.startedAt);
+  return new Date(Date.parse(c.startedAt) + (elapsed * c.planned) / done).toISOString();
 }

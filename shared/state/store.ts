@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { RestError, odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import { emptyCounts, type CycleCounts, type CycleRecord, type Link, type UserFailure } from '../sync/model';
+import { emptyCounts, type CycleCounts, type CycleRecord, type Escrow, type Link, type UserFailure } from '../sync/model';
 import { StateConflictError, StateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
@@ -34,6 +34,7 @@ export interface StateStoreOptions {
 }
 
 const LINK_PARTITION = 'link';
+const ESCROW_PARTITION = 'escrow';
 const CYCLE_PARTITION = 'cycle';
 const META_PARTITION = 'meta';
 
@@ -93,6 +94,28 @@ export class StateStore {
 
   async deleteLink(entraId: string): Promise<void> {
     await this.deleteRow('deleteLink', this.links, LINK_PARTITION, this.rowKey(entraId, 'entraId'));
+  }
+
+  // ---- escrows (users whose change keeps failing), in the Links table's own partition ----
+
+  async listEscrows(): Promise<Escrow[]> {
+    const rows = await this.listAll(this.links, ESCROW_PARTITION);
+    return rows.map((row) => {
+      try {
+        return JSON.parse(String(row.value)) as Escrow;
+      } catch {
+        throw corrupt(this.links.tableName, row, 'the escrow is not JSON');
+      }
+    });
+  }
+
+  async putEscrow(escrow: Escrow): Promise<void> {
+    const entity = this.checked(this.links, { partitionKey: ESCROW_PARTITION, rowKey: this.rowKey(escrow.entraId, 'entraId'), value: JSON.stringify(escrow) });
+    await this.call('putEscrow', this.links, entity.rowKey, () => this.links.upsertEntity(entity, 'Replace'));
+  }
+
+  async deleteEscrow(entraId: string): Promise<void> {
+    await this.deleteRow('deleteEscrow', this.links, ESCROW_PARTITION, this.rowKey(entraId, 'entraId'));
   }
 
   // ---- cycles ----
@@ -488,6 +511,7 @@ function encodeCycle(c: CycleRecord, rowKey: string): Entity {
   if (c.finishedAt !== null) entity.finishedAt = c.finishedAt;
   if (c.heartbeatAt) entity.heartbeatAt = c.heartbeatAt;
   if (c.done !== undefined) entity.done = c.done;
+  if (c.phase) entity.phase = c.phase;
   if (c.configHash) entity.configHash = c.configHash;
   if (c.failures && c.failures.length > 0) entity.failures = JSON.stringify(c.failures);
   if (c.error) {
@@ -523,6 +547,8 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   const heartbeatAt = read.optionalString('heartbeatAt');
   if (heartbeatAt !== null) cycle.heartbeatAt = heartbeatAt;
   if (row.done !== undefined) cycle.done = read.count('done');
+  const phase = read.optionalString('phase');
+  if (phase !== null) cycle.phase = phase;
   const configHash = read.optionalString('configHash');
   if (configHash !== null) cycle.configHash = configHash;
   const failures = read.optionalString('failures');

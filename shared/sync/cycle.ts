@@ -28,6 +28,7 @@ import {
   type CycleCounts,
   type CycleKind,
   type CycleRecord,
+  type Escrow,
   type Link,
   type TeamViewerPatch,
   type TeamViewerUser,
@@ -67,6 +68,9 @@ export interface CycleState {
   newCycleId(startedAt: Date): string;
   getMeta<T>(key: string): Promise<{ value: T; etag: string } | null>;
   putMeta<T>(key: string, value: T, etag?: string | null): Promise<string>;
+  listEscrows(): Promise<Escrow[]>;
+  putEscrow(escrow: Escrow): Promise<void>;
+  deleteEscrow(entraId: string): Promise<void>;
 }
 
 export interface CycleDeps {
@@ -82,6 +86,8 @@ export interface CycleDeps {
   signal?: AbortSignal;
   /** DEACTIVATION_THRESHOLD and SUSPICIOUS_DROP_PERCENT. */
   guard?: GuardSettings;
+  /** SYNC_INTERVAL_MINUTES: the unit of an escrow's back-off. */
+  intervalMinutes?: number;
   now?: () => Date;
 }
 
@@ -181,7 +187,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     configHash: hash,
     failures: [],
   };
-  const progress = (phase: CyclePhase) => options.onProgress?.({ phase, done: record.done ?? 0, total: record.planned });
+  const progress = (phase: CyclePhase) => {
+    record.phase = phase;
+    options.onProgress?.({ phase, done: record.done ?? 0, total: record.planned });
+  };
   if (!dryRun) await deps.state.createCycle(record);
   log.info(`cycle ${cycleId} started`, { cycleId, kind, dryRun, trigger: options.trigger });
 
@@ -208,10 +217,11 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   try {
     progress('reading Entra ID');
     const guardBefore = await deps.state.getMeta<GuardState>(GUARD_KEY);
+    const escrows = new Map((await deps.state.listEscrows()).map((e) => [e.entraId, e]));
     const lastCycle = recent.find((c) => !c.dryRun && c.id !== cycleId);
     const delta = dryRun ? null : await readDeltas(deps, {
       attributes: attributesNeeded(config),
-      canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups,
+      canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups && escrows.size === 0,
       configHash: hash,
       now: startedAt,
     }, cycleId);
@@ -319,6 +329,8 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
         : staged.has(action)
           ? { ...reportOf(action, 'staged'), kind: 'disable' as const, reason: `staged, not applied: ${decision.hold ? decision.message : ''}` }
+          : waiting(escrows.get(action.entraId), action, startedAt)
+            ? { ...reportOf(action, 'skipped'), reason: escrowReason(escrows.get(action.entraId)!) }
           : dryRun
           ? dryRunReport(action)
           : await applyAction(action, linkByEntra.get(action.entraId), deps, now);
@@ -326,6 +338,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         abort = report.error;
         log.error(`cycle ${cycleId} stops writing: ${report.error.message}`, { cycleId, code: report.error.code });
       }
+      if (!dryRun && !abort) await recordEscrow(deps, escrows.get(action.entraId), report, action, now(), deps.intervalMinutes ?? 40);
       count(record, report);
       reports.push(report);
       record.done = (record.done ?? 0) + 1;
@@ -333,6 +346,12 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       await beat();
     });
 
+    // An escrow lives only while its user still has a change to make: one whose user needs nothing
+    // any more (fixed by hand, left scope) is dropped, so it cannot hold up quiet cycles forever.
+    if (!dryRun && !abort) {
+      const pending = new Set(result.actions.map((a) => a.entraId));
+      for (const id of escrows.keys()) if (!pending.has(id)) await deps.state.deleteEscrow(id).catch(() => undefined);
+    }
     const failed = record.counts.failed;
     record.result = abort ? 'failed' : failed > 0 ? 'partial' : 'succeeded';
     if (abort) record.error = abort;
@@ -387,6 +406,43 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     actions: reports,
     ...(record.error ?? stateError ? { error: record.error ?? stateError } : {}),
   };
+}
+
+/** Actions an escrow holds back until its next attempt; deactivations and unlinks are never held. */
+function waiting(escrow: Escrow | undefined, action: Action, now: Date): boolean {
+  if (!escrow || action.kind === 'disable' || action.kind === 'unlink' || action.kind === 'skip') return false;
+  return Date.parse(escrow.nextAttemptAt) > now.getTime();
+}
+
+function escrowReason(e: Escrow): string {
+  return `escrowed: failed ${e.attempts} time(s) since ${e.firstFailedAt} (last: ${e.code} — ${e.message}); next attempt ${e.nextAttemptAt}`;
+}
+
+/** Transient trouble is retried at the next cycle; anything else backs off, up to a day. */
+const RETRY_NEXT_CYCLE = new Set(['TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_THROTTLED', 'STATE_UNAVAILABLE']);
+
+async function recordEscrow(deps: CycleDeps, existing: Escrow | undefined, report: ActionReport, action: Action, at: Date, intervalMinutes: number): Promise<void> {
+  try {
+    if (report.status === 'failure' && report.error) {
+      const attempts = (existing?.attempts ?? 0) + 1;
+      const backoffMinutes = RETRY_NEXT_CYCLE.has(report.error.code) || attempts === 1 ? 0 : Math.min(24 * 60, intervalMinutes * 2 ** (attempts - 2));
+      await deps.state.putEscrow({
+        entraId: action.entraId,
+        userPrincipalName: action.userPrincipalName,
+        action: report.kind,
+        code: report.error.code,
+        message: report.error.message.slice(0, 500),
+        attempts,
+        firstFailedAt: existing?.firstFailedAt ?? at.toISOString(),
+        lastFailedAt: at.toISOString(),
+        nextAttemptAt: new Date(at.getTime() + backoffMinutes * 60_000).toISOString(),
+      });
+    } else if (existing && (report.status === 'success' || (report.status === 'skipped' && !report.reason?.startsWith('escrowed')))) {
+      await deps.state.deleteEscrow(action.entraId);
+    }
+  } catch (err) {
+    deps.logger.warn('could not record an escrow; the user is retried next cycle', { entraId: action.entraId, error: errorInfo(err).message });
+  }
 }
 
 /** Ends a cycle early when the deltas say nothing changed (not an error). */

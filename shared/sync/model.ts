@@ -119,6 +119,8 @@ export interface CycleRecord {
   heartbeatAt?: string;
   /** Actions done so far (for the progress bar) out of `planned`. */
   done?: number;
+  /** What the running cycle is doing: reading Entra ID, reading TeamViewer, planning, applying. */
+  phase?: string;
   /** Hash of scope, scoping filters and mappings: a change starts a new initial cycle. */
   configHash?: string;
   /** Per-user failures of this cycle (at most 50 kept), for status. */
@@ -132,4 +134,20 @@ export interface UserFailure {
   code: string;
   message: string;
   at: string;
+}
+
+/**
+ * A user whose change keeps failing (Entra's "escrow"): retried in later cycles with a growing
+ * back-off, never blocking the others; what failed and when it is tried next are kept and shown.
+ */
+export interface Escrow {
+  entraId: string;
+  userPrincipalName: string;
+  action: string;
+  code: string;
+  message: string;
+  attempts: number;
+  firstFailedAt: string;
+  lastFailedAt: string;
+  nextAttemptAt: string;
 }

@@ -306,3 +306,31 @@ describe('every scoping operator through a cycle', () => {
     expect(created(w)).toEqual((expected as number[]).map((n) => `user${n}@contoso.example`).sort());
   });
 });
+
+describe('escrows', () => {
+  it('a user that keeps failing is retried next cycle, then backed off and skipped, shown in status, and cleared by restart', async () => {
+    const t = tenant([{ n: 1 }, { n: 2 }], [], [{ user: 1 }, { user: 2 }]);
+    const w = await world(t, { teamViewer: { externalEmails: ['user2@contoso.example'] } });
+    const settings = { SYNC_INTERVAL_MINUTES: '5' };
+    const first = await cycle(w, settings);
+    expect(first.counts).toMatchObject({ created: 1, failed: 1 });
+    const second = await cycle(w, settings);
+    expect(second.actions.find((a) => a.entraId === userId(2))).toMatchObject({ status: 'failure', error: { code: 'TEAMVIEWER_CONFLICT' } });
+    w.teamViewer.resetRequests();
+    const third = await cycle(w, settings);
+    expect(third.actions.find((a) => a.entraId === userId(2))).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^escrowed: failed 2 time\(s\).*TEAMVIEWER_CONFLICT.*next attempt/) });
+    expect(w.teamViewer.requests.filter((r) => r.method === 'POST')).toEqual([]);
+
+    process.env = { ...savedEnv, ...w.env, ...settings };
+    const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
+    const doc = await app.status();
+    expect(doc.escrows.count).toBe(1);
+    expect(doc.escrows.users[0]).toMatchObject({ entraId: userId(2), attempts: 2, code: 'TEAMVIEWER_CONFLICT' });
+    expect(Date.parse(doc.escrows.users[0].nextAttemptAt)).toBeGreaterThan(Date.now() + 4 * 60_000);
+
+    await app.restart({ full: false, by: 'test' });
+    expect((await app.status()).escrows.count).toBe(0);
+    const after = await cycle(w, settings);
+    expect(after.actions.find((a) => a.entraId === userId(2))).toMatchObject({ status: 'failure' });
+  });
+});
