@@ -79,6 +79,11 @@ param deactivationThreshold string = '500'
 @maxValue(99)
 param suspiciousDropPercent int = 50
 
+@description('Days provisioning logs are kept in Table Storage (1-3650). Becomes LOG_RETENTION_DAYS.')
+@minValue(1)
+@maxValue(3650)
+param provisioningLogRetentionDays int = 30
+
 @description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us). Becomes GRAPH_BASE_URL.')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
@@ -272,6 +277,7 @@ module functionApp 'app/function.bicep' = {
     skipOutOfScopeDeletions: skipOutOfScopeDeletions
     deactivationThreshold: deactivationThreshold
     suspiciousDropPercent: suspiciousDropPercent
+    provisioningLogRetentionDays: provisioningLogRetentionDays
     graphBaseUrl: graphBaseUrl
     teamViewerScimUrl: teamViewerScimUrl
     stateTablePrefix: stateTablePrefix

@@ -17,6 +17,7 @@ import { acquireLease, LeaseHeldError } from './sync/lease';
 import { EMPTY_GUARD_STATE, GUARD_KEY, type GuardState, type StagedDeactivations } from './sync/guard';
 import { WATERMARK_KEY } from './sync/watermark';
 import { provisionOnDemand, type ProvisionResult } from './provision';
+import { ProvisioningLogStore } from './state/logs';
 
 /** An operator's "run now": the next heartbeat starts a cycle whatever the interval says. */
 export const RUN_NOW_KEY = 'runNow';
@@ -26,6 +27,8 @@ import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
 export interface App {
   settings: Settings;
   store: StateStore;
+  /** Provisioning logs: one record per user change, kept LOG_RETENTION_DAYS. */
+  logs: ProvisioningLogStore;
   entra: EntraReader;
   teamViewer: TeamViewerClient;
   logger: Logger;
@@ -70,7 +73,11 @@ function storageTarget(settings: Settings, credential: TokenCredential): Storage
 export async function createApp(settings: Settings, options: AppOptions): Promise<App> {
   const { logger } = options;
   const credential = options.credential ?? new DefaultAzureCredential();
-  const store = await StateStore.open(storageTarget(settings, credential), { tablePrefix: settings.tablePrefix, logger });
+  const target = storageTarget(settings, credential);
+  const [store, logs] = await Promise.all([
+    StateStore.open(target, { tablePrefix: settings.tablePrefix, logger }),
+    ProvisioningLogStore.open(target, { tablePrefix: settings.tablePrefix, retentionDays: settings.logRetentionDays, logger }),
+  ]);
   const graph = createGraphClient({ graphBaseUrl: settings.graphBaseUrl, credential, logger });
   const entra = new EntraReader({ client: graph, servicePrincipalId: settings.servicePrincipalId, logger });
   const teamViewer = new TeamViewerClient({
@@ -80,7 +87,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logger,
   });
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes };
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -106,6 +113,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
   return {
     settings,
     store,
+    logs,
     entra,
     teamViewer,
     logger,

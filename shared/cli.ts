@@ -13,6 +13,8 @@ import type { StatusDocument } from './status';
 import { LeaseHeldError } from './sync/lease';
 import { formatProvision } from './provision';
 import { serve } from './serve';
+import { formatLogs, parseLogFormat, parseSince, type LogFormat } from './logs-format';
+import type { ProvisioningLogStatus } from './state/logs';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -34,6 +36,9 @@ Usage:
   tvsync serve [--port N] [--beat S] run the app locally without the Functions host: the heartbeat (every S
                                      seconds, default 60) and the HTTP routes on http://localhost:N/api/…
                                      (default 7071; no keys locally, like func start; 127.0.0.1 only)
+  tvsync logs [--user U] [--cycle C] [--status success|failure|skipped|warning|staged]
+              [--since 24h] [--format table|json|csv] [--limit N]
+                                     provisioning logs: one record per user change, newest first
   tvsync allow-deactivations         apply the deactivations the accidental-deletion guard holds back
                                      (at the next cycle; run "tvsync sync" to apply them now)
   tvsync help                        this text
@@ -63,7 +68,9 @@ interface Parsed {
 const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)' };
 
 /** Options that take a value (the next argument). */
-const VALUE_OPTIONS = new Set(['--wait', '--port', '--beat']);
+/** Options that take a value (the next argument): those that must be whole numbers, and the rest. */
+const NUMBER_OPTIONS = new Set(['--wait', '--port', '--beat', '--limit']);
+const VALUE_OPTIONS = new Set([...NUMBER_OPTIONS, '--user', '--cycle', '--status', '--since', '--format']);
 
 const COMMAND_FLAGS: Record<string, string[]> = {
   sync: ['--dry-run', '--json', '--wait'],
@@ -72,6 +79,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   'allow-deactivations': [],
   provision: ['--dry-run', '--json'],
   serve: ['--port', '--beat'],
+  logs: ['--user', '--cycle', '--status', '--since', '--format', '--limit'],
   restart: ['--full'],
   help: [],
 };
@@ -94,7 +102,8 @@ function parseArgs(argv: string[]): Parsed {
     if (!allowed.includes(arg)) throw new UsageError(`"${arg}" is not an option of "tvsync ${name}"`);
     if (VALUE_OPTIONS.has(arg)) {
       const value = rest[++i];
-      if (value === undefined || !/^\d+$/.test(value)) throw new UsageError(`${arg} needs a whole number`);
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`${arg} needs a value`);
+      if (NUMBER_OPTIONS.has(arg) && !/^\d+$/.test(value)) throw new UsageError(`${arg} needs a whole number`);
       values.set(arg, value);
     } else {
       flags.add(arg);
@@ -163,6 +172,33 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       const result = await app.provision(parsed.positional[0], { dryRun: parsed.flags.has('--dry-run') });
       io.out.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatProvision(result));
       return result.ok ? 0 : 1;
+    }
+    case 'logs': {
+      let since: Date | undefined;
+      let format: LogFormat = 'table';
+      try {
+        since = parsed.values.has('--since') ? parseSince(parsed.values.get('--since')!) : undefined;
+        format = parseLogFormat(parsed.values.get('--format') ?? 'table');
+      } catch (err) {
+        io.err.write(`tvsync: ${(err as Error).message}\n`);
+        return 2;
+      }
+      const status = parsed.values.get('--status') as ProvisioningLogStatus | undefined;
+      try {
+        const { records } = await app.logs.query({
+          user: parsed.values.get('--user'),
+          cycleId: parsed.values.get('--cycle'),
+          status,
+          since,
+          limit: Number(parsed.values.get('--limit') ?? 100),
+        });
+        io.out.write(formatLogs(records, format));
+        return 0;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'STATE_INVALID_ARGUMENT') throw err;
+        io.err.write(`tvsync: ${(err as Error).message}\n`);
+        return 2;
+      }
     }
     case 'serve': {
       const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger });

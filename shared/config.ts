@@ -175,6 +175,13 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: '50',
   },
   {
+    name: 'LOG_RETENTION_DAYS',
+    required: false,
+    default: '30',
+    description: 'Days provisioning logs are kept in Table Storage (1–3650).',
+    example: '30',
+  },
+  {
     name: 'STATE_TABLE_PREFIX',
     required: false,
     default: 'tvsync',
@@ -209,6 +216,7 @@ export interface Settings {
   sync: SyncConfig;
   /** The accidental-deletion guard. */
   guard: GuardSettings;
+  logRetentionDays: number;
 }
 
 export interface SettingProblem {
@@ -412,6 +420,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     logLevel: logLevel as Settings['logLevel'],
     sync,
     guard,
+    logRetentionDays: integer('LOG_RETENTION_DAYS', 1, 3650),
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { statusHandler } from '../functions/status';
+import { logsHandler } from '../functions/logs';
 import { syncTimer } from '../functions/sync';
 import { allowDeactivationsHandler, provisionHandler, restartHandler, runNowHandler, testConnectionHandler } from '../functions/operator';
 import type { Logger } from './log';
@@ -17,6 +18,7 @@ type RouteHandler = (request: HttpRequest, context: InvocationContext) => Promis
 /** The same routes, methods and names as the app.http registrations in functions/. */
 export const ROUTES: ReadonlyArray<{ method: string; route: string; name: string; authLevel: 'function' | 'admin'; handler: RouteHandler }> = [
   { method: 'GET', route: 'status', name: 'status', authLevel: 'function', handler: statusHandler },
+  { method: 'GET', route: 'logs', name: 'logs', authLevel: 'function', handler: logsHandler },
   { method: 'POST', route: 'run', name: 'run', authLevel: 'admin', handler: runNowHandler },
   { method: 'POST', route: 'restart', name: 'restart', authLevel: 'admin', handler: restartHandler },
   { method: 'POST', route: 'test-connection', name: 'test-connection', authLevel: 'admin', handler: testConnectionHandler },

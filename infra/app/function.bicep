@@ -95,6 +95,9 @@ param deactivationThreshold string
 @description('SUSPICIOUS_DROP_PERCENT: 0-99, 0 turns the check off.')
 param suspiciousDropPercent int
 
+@description('LOG_RETENTION_DAYS: days provisioning logs are kept.')
+param provisioningLogRetentionDays int
+
 @description('GRAPH_BASE_URL: Microsoft Graph root.')
 param graphBaseUrl string
 
@@ -250,6 +253,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SUSPICIOUS_DROP_PERCENT'
           value: string(suspiciousDropPercent)
+        }
+        {
+          name: 'LOG_RETENTION_DAYS'
+          value: string(provisioningLogRetentionDays)
         }
         {
           name: 'GRAPH_BASE_URL'

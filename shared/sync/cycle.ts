@@ -20,6 +20,7 @@ import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
 import { plan, type Action, type ActionKind } from './planner';
+import { logRecordFromAction, type ProvisioningLogRecord } from '../state/logs';
 import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from './watermark';
 import { DEFAULT_GUARD, EMPTY_GUARD_STATE, evaluateGuard, GUARD_KEY, type GuardSettings, type GuardState } from './guard';
 import {
@@ -88,6 +89,8 @@ export interface CycleDeps {
   guard?: GuardSettings;
   /** SYNC_INTERVAL_MINUTES: the unit of an escrow's back-off. */
   intervalMinutes?: number;
+  /** Where each user change is logged (Entra's provisioning logs). */
+  logs?: { append(records: ProvisioningLogRecord[]): Promise<void>; enforceRetention(now?: Date): Promise<unknown> };
   now?: () => Date;
 }
 
@@ -320,7 +323,16 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     progress('applying');
     const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
     let abort: { code: string; message: string } | null = null;
+    // Provisioning logs: one record per user change, written in batches as work completes.
+    let logBuffer: ProvisioningLogRecord[] = [];
+    const flushLogs = async () => {
+      if (!deps.logs || logBuffer.length === 0) return;
+      const batch = logBuffer;
+      logBuffer = [];
+      await deps.logs.append(batch).catch((err) => log.warn('could not write provisioning logs', { cycleId, error: errorInfo(err).message }));
+    };
     await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
+      const actionStarted = Date.now();
       if (!abort && deps.signal?.aborted) {
         abort = errorInfo(deps.signal.reason);
         log.error(`cycle ${cycleId} stops writing: ${abort.message}`, { cycleId, code: abort.code });
@@ -339,6 +351,11 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         log.error(`cycle ${cycleId} stops writing: ${report.error.message}`, { cycleId, code: report.error.code });
       }
       if (!dryRun && !abort) await recordEscrow(deps, escrows.get(action.entraId), report, action, now(), deps.intervalMinutes ?? 40);
+      if (!dryRun && deps.logs) {
+        const entry = logRecordFromAction(report, { cycleId, time: now(), durationMs: Date.now() - actionStarted });
+        if (entry) logBuffer.push(entry);
+        if (logBuffer.length >= 100) await flushLogs();
+      }
       count(record, report);
       reports.push(report);
       record.done = (record.done ?? 0) + 1;
@@ -346,6 +363,8 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       await beat();
     });
 
+    await flushLogs();
+    if (!dryRun && deps.logs) await deps.logs.enforceRetention(now()).catch((err) => log.warn('could not apply the provisioning log retention', { cycleId, error: errorInfo(err).message }));
     // An escrow lives only while its user still has a change to make: one whose user needs nothing
     // any more (fixed by hand, left scope) is dropped, so it cannot hold up quiet cycles forever.
     if (!dryRun && !abort) {

@@ -125,6 +125,27 @@ describe('tvsync serve', () => {
     expect(world.teamViewer.users()).toHaveLength(users);
   });
 
+  it('When GET /api/logs, then each user change of the cycles is there, filterable and paged', async () => {
+    const all = (await (await fetch(`${base}/logs?status=success&limit=5`)).json()) as { records: Array<Record<string, any>>; continuationToken: string | null };
+    expect(all.records).toHaveLength(5);
+    expect(all.continuationToken).toBeTruthy();
+    const next = (await (await fetch(`${base}/logs?status=success&limit=5&continuationToken=${encodeURIComponent(all.continuationToken!)}`)).json()) as { records: Array<{ id: string }> };
+    expect(next.records.some((r) => all.records.some((a) => a.id === r.id))).toBe(false);
+    const someone = world.tenant.users.find((u) => expectedInScope(world.tenant).has(u.id))!;
+    const mine = (await (await fetch(`${base}/logs?user=${encodeURIComponent(someone.userPrincipalName.toUpperCase())}`)).json()) as { records: Array<Record<string, any>> };
+    expect(mine.records.length).toBeGreaterThan(0);
+    expect(mine.records.every((r) => r.entraId === someone.id)).toBe(true);
+    expect(mine.records.find((r) => r.action === 'create')).toMatchObject({ status: 'success', teamViewerId: expect.stringMatching(/^u\d+$/), cycleId: expect.any(String) });
+    expect(mine.records.find((r) => r.action === 'create')!.modifiedProperties).toEqual(expect.arrayContaining([{ name: 'userName', old: null, new: someone.userPrincipalName }]));
+    expect((await fetch(`${base}/logs?format=xml`)).status).toBe(400);
+    expect((await fetch(`${base}/logs?status=exploded`)).status).toBe(400);
+    const csv = await runCli(['logs', '--user', someone.id, '--format', 'csv'], world.env);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.split('\r\n')[0]).toMatch(/time.*action.*status/i);
+    expect(csv.stdout).toContain(someone.userPrincipalName);
+    expect((await runCli(['logs', '--since', 'yesterday'], world.env)).code).toBe(2);
+  });
+
   it('When an unknown route or method is used, then 404 / 405 say what exists', async () => {
     expect((await fetch(`${base}/nope`)).status).toBe(404);
     expect((await fetch(`${base}/run`)).status).toBe(405);
