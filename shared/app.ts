@@ -16,8 +16,11 @@ import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
 import { acquireLease, LeaseHeldError } from './sync/lease';
 import { EMPTY_GUARD_STATE, GUARD_KEY, type GuardState, type StagedDeactivations } from './sync/guard';
 import { WATERMARK_KEY } from './sync/watermark';
+import { QUARANTINE_KEY, type Quarantine } from './sync/quarantine';
 import { provisionOnDemand, type ProvisionResult } from './provision';
 import { ProvisioningLogStore } from './state/logs';
+import { EmailNotifier } from './notify/email';
+import { ALERTS_KEY, decideAlerts, nextAlertState, type AlertState } from './notify/alerts';
 
 /** An operator's "run now": the next heartbeat starts a cycle whatever the interval says. */
 export const RUN_NOW_KEY = 'runNow';
@@ -87,7 +90,66 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logger,
   });
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs };
+  const notifier = settings.email
+    ? new EmailNotifier({ ...settings.email, ...(settings.email.endpoint && !settings.email.connectionString ? { credential } : {}) }, logger)
+    : null;
+
+  /**
+   * Failure emails: evaluated after every real cycle and at heartbeats with no cycle, always under
+   * the run lease (one evaluator), see shared/notify/alerts.ts. Never throws.
+   */
+  const evaluateAlerts = async () => {
+    if (!notifier) return;
+    try {
+      const now = new Date();
+      const [row, quarantine, guard, cycles] = await Promise.all([
+        store.getMeta<AlertState>(ALERTS_KEY),
+        store.getMeta<Quarantine>(QUARANTINE_KEY),
+        store.getMeta<GuardState>(GUARD_KEY),
+        store.listCycles(20),
+      ]);
+      const state: AlertState = { sent: {}, ...row?.value };
+      const staged = guard?.value.staged && !guard.value.allowance ? guard.value.staged : null;
+      const decision = decideAlerts(state, {
+        quarantine: quarantine?.value ?? null,
+        staged,
+        cycles: cycles.filter((c) => !c.dryRun),
+        intervalMinutes: settings.syncIntervalMinutes,
+        alertAfterMissedCycles: settings.alertAfterMissedCycles,
+        now,
+      });
+      const delivered: string[] = [];
+      for (const item of decision.due) {
+        const result = await notifier.send(item.notification);
+        if (result.ok) delivered.push(item.key);
+        else logger.warn(`could not send the ${item.notification.kind} email (retried later): ${result.code} ${result.message}`);
+      }
+      let recoveryDelivered = false;
+      if (decision.recovery) {
+        const result = await notifier.send(decision.recovery);
+        recoveryDelivered = result.ok;
+        if (!result.ok) logger.warn(`could not send the recovery email (retried later): ${result.code} ${result.message}`);
+      }
+      const next = nextAlertState(state, decision, delivered, recoveryDelivered, now);
+      if (JSON.stringify(next) !== JSON.stringify(state)) await store.putMeta(ALERTS_KEY, next, row?.etag ?? null);
+    } catch (err) {
+      logger.warn(`could not evaluate failure emails: ${redactText((err as Error).message)}`);
+    }
+  };
+
+  /** At a heartbeat with no cycle: evaluate the emails if no cycle holds the lease (it will, at its end). */
+  const alertsBetweenCycles = async () => {
+    if (!notifier) return;
+    const lease = await acquireLease(store, { purpose: 'failure emails', logger }).catch(() => null);
+    if (!lease) return;
+    try {
+      await evaluateAlerts();
+    } finally {
+      await lease.release();
+    }
+  };
+
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -99,7 +161,9 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       try {
         const lease = await acquireLease(store, { purpose: `${cycleOptions.trigger} cycle`, logger });
         try {
-          return await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
+          const report = await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
+          await evaluateAlerts();
+          return report;
         } finally {
           await lease.release();
         }
@@ -125,10 +189,22 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         logger.info('a cycle is already running; this beat does nothing');
         return null;
       }
-      const [guard, runNow] = await Promise.all([store.getMeta<GuardState>(GUARD_KEY), store.getMeta<{ requestedAt: string; by: string }>(RUN_NOW_KEY)]);
-      const due = guard?.value.allowance || runNow ? now : nextRunAt(cycles, settings.syncIntervalMinutes, now);
+      const [guard, runNow, quarantine] = await Promise.all([
+        store.getMeta<GuardState>(GUARD_KEY),
+        store.getMeta<{ requestedAt: string; by: string }>(RUN_NOW_KEY),
+        store.getMeta<Quarantine>(QUARANTINE_KEY),
+      ]);
+      if (quarantine?.value.stopped && !runNow) {
+        logger.warn(`no cycle: quarantined since ${quarantine.value.since} (${quarantine.value.reason}) and stopped after 28 days; fix the cause and run "tvsync restart"`);
+        await alertsBetweenCycles();
+        return null;
+      }
+      // In quarantine the next attempt follows the back-off (6 h, 12 h, 24 h, daily), not the interval.
+      const scheduled = quarantine ? new Date(Math.max(nextRunAt(cycles, settings.syncIntervalMinutes, now).getTime(), Date.parse(quarantine.value.nextAttemptAt))) : nextRunAt(cycles, settings.syncIntervalMinutes, now);
+      const due = guard?.value.allowance || runNow ? now : scheduled;
       if (due.getTime() > now.getTime()) {
         logger.debug(`no cycle due until ${due.toISOString()}`);
+        await alertsBetweenCycles();
         return null;
       }
       try {
@@ -144,8 +220,8 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       }
     },
     async status(now = new Date()) {
-      const [cycles, guard, escrows] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY), store.listEscrows()]);
-      return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null, escrows);
+      const [cycles, guard, escrows, quarantine] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY), store.listEscrows(), store.getMeta<Quarantine>(QUARANTINE_KEY)]);
+      return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null, escrows, quarantine?.value ?? null);
     },
     async provision(query, options = {}) {
       return provisionOnDemand({ entra, teamViewer, store, logger, config: settings.sync }, query, options);
@@ -155,6 +231,9 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       try {
         await store.deleteMeta(WATERMARK_KEY);
         await store.deleteMeta(GUARD_KEY);
+        await store.deleteMeta(QUARANTINE_KEY);
+        // Like Entra's restart, the new initial cycle starts at the next heartbeat.
+        await store.putMeta(RUN_NOW_KEY, { requestedAt: new Date().toISOString(), by });
         for (const escrow of await store.listEscrows()) await store.deleteEscrow(escrow.entraId);
         let droppedLinks = 0;
         if (full) {

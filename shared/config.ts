@@ -19,6 +19,7 @@ import { isLoopbackHost } from './net';
 import { DEFAULT_MAPPINGS, parseMappings, type SyncConfig } from './sync/mapping';
 import { parseScopingFilters } from './sync/scoping';
 import { parseThreshold, type GuardSettings } from './sync/guard';
+import type { QuarantineSettings } from './sync/quarantine';
 
 export interface SettingSpec {
   name: string;
@@ -175,6 +176,63 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: '50',
   },
   {
+    name: 'QUARANTINE_FAILURE_PERCENT',
+    required: false,
+    default: '40',
+    description: 'Quarantine when more than this share of a cycle\'s changes failed (and at least QUARANTINE_MIN_FAILURES did), as Entra: 40%.',
+    example: '40',
+  },
+  {
+    name: 'QUARANTINE_MIN_FAILURES',
+    required: false,
+    default: '5000',
+    description: 'The failure-share rule applies from this many failed changes in one cycle (Entra: 5,000).',
+    example: '5000',
+  },
+  {
+    name: 'NOTIFY_EMAIL_TO',
+    required: false,
+    default: '',
+    description: 'Comma-separated addresses for failure emails (quarantine, held-back deactivations, no successful cycle, recovery). Empty: no email.',
+    example: 'it-operations@contoso.com',
+  },
+  {
+    name: 'ACS_EMAIL_SENDER',
+    required: false,
+    default: '',
+    description: 'Sender address on a domain connected to the Azure Communication Services resource (needed with NOTIFY_EMAIL_TO).',
+    example: 'DoNotReply@0000aaaa-1111-2222-3333-444455556666.azurecomm.net',
+  },
+  {
+    name: 'ACS_EMAIL_ENDPOINT',
+    required: false,
+    default: '',
+    description: 'Azure Communication Services endpoint, reached with the managed identity (or use ACS_EMAIL_CONNECTION_STRING).',
+    example: 'https://acs-tvsync.europe.communication.azure.com',
+  },
+  {
+    name: 'ACS_EMAIL_CONNECTION_STRING',
+    required: false,
+    default: '',
+    secret: true,
+    description: 'Azure Communication Services connection string (`endpoint=…;accesskey=…`), instead of ACS_EMAIL_ENDPOINT with the identity.',
+    example: 'endpoint=https://acs-tvsync.europe.communication.azure.com/;accesskey=<secret>',
+  },
+  {
+    name: 'STATUS_PAGE_URL',
+    required: false,
+    default: '',
+    description: 'Address of the status page, linked from every email (set by the Bicep template).',
+    example: 'https://func-tvsync-abc123.azurewebsites.net/api/status',
+  },
+  {
+    name: 'ALERT_AFTER_MISSED_CYCLES',
+    required: false,
+    default: '3',
+    description: 'Email when no cycle has succeeded for this many intervals (including "never succeeded").',
+    example: '3',
+  },
+  {
     name: 'LOG_RETENTION_DAYS',
     required: false,
     default: '30',
@@ -217,6 +275,10 @@ export interface Settings {
   /** The accidental-deletion guard. */
   guard: GuardSettings;
   logRetentionDays: number;
+  quarantine: QuarantineSettings;
+  /** Failure emails; null when NOTIFY_EMAIL_TO is empty. */
+  email: { to: string[]; sender: string; connectionString?: string; endpoint?: string; statusUrl?: string } | null;
+  alertAfterMissedCycles: number;
 }
 
 export interface SettingProblem {
@@ -421,6 +483,9 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     sync,
     guard,
     logRetentionDays: integer('LOG_RETENTION_DAYS', 1, 3650),
+    quarantine: { failurePercent: integer('QUARANTINE_FAILURE_PERCENT', 1, 100), minFailures: integer('QUARANTINE_MIN_FAILURES', 1, 1_000_000) },
+    email: parseEmail(get, url, problems),
+    alertAfterMissedCycles: integer('ALERT_AFTER_MISSED_CYCLES', 1, 1000),
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');
@@ -428,6 +493,21 @@ export function loadSettings(options: LoadOptions = {}): Settings {
 
   if (problems.length > 0) throw new SettingsError(problems, sources);
   return settings;
+}
+
+function parseEmail(get: (name: string) => string | undefined, url: (name: string) => string, problems: SettingProblem[]): Settings['email'] {
+  const to = (get('NOTIFY_EMAIL_TO') ?? '').split(/[,;]/).map((a) => a.trim()).filter(Boolean);
+  const sender = get('ACS_EMAIL_SENDER') ?? '';
+  const connectionString = get('ACS_EMAIL_CONNECTION_STRING') ?? '';
+  const endpoint = url('ACS_EMAIL_ENDPOINT');
+  const statusUrl = url('STATUS_PAGE_URL');
+  const address = /^[^\s@<>,;"]+@[^\s@<>,;"]+\.[^\s@<>,;"]+$/;
+  for (const a of to) if (!address.test(a)) problems.push({ setting: 'NOTIFY_EMAIL_TO', problem: `"${a}" is not an email address` });
+  if (to.length === 0) return null;
+  if (!address.test(sender)) problems.push({ setting: 'ACS_EMAIL_SENDER', problem: sender ? `"${sender}" is not an email address` : 'is missing: NOTIFY_EMAIL_TO is set, so emails need a sender on your Azure Communication Services domain' });
+  if (!connectionString && !endpoint) problems.push({ setting: 'ACS_EMAIL_ENDPOINT', problem: 'is missing: NOTIFY_EMAIL_TO is set, so emails need ACS_EMAIL_ENDPOINT (with the managed identity) or ACS_EMAIL_CONNECTION_STRING' });
+  if (connectionString && !/^endpoint=[^;]+;accesskey=[^;]+;?$/i.test(connectionString)) problems.push({ setting: 'ACS_EMAIL_CONNECTION_STRING', problem: 'is not "endpoint=…;accesskey=…" (value hidden)' });
+  return { to, sender, ...(connectionString ? { connectionString } : {}), ...(endpoint ? { endpoint } : {}), ...(statusUrl ? { statusUrl } : {}) };
 }
 
 function parseStorage(get: (name: string) => string | undefined, problems: SettingProblem[]): StorageSetting {

@@ -6,6 +6,7 @@
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
 import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './sync/model';
 import type { GuardState, StagedDeactivations } from './sync/guard';
+import type { Quarantine } from './sync/quarantine';
 
 export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
 
@@ -32,7 +33,7 @@ export interface StatusDocument {
   nextRunAt: string | null;
   intervalMinutes: number;
   /** Why tvsync needs an admin before it goes on as usual, or null. */
-  quarantine: { reason: string; since: string; message: string; howToRelease: string } | null;
+  quarantine: { reason: string; since: string; message: string; howToRelease: string; attempts?: number; nextAttemptAt?: string; stopped?: boolean } | null;
   /** Deactivations held back by the accidental-deletion guard, or null. */
   stagedDeactivations: (StagedDeactivations & { allowed: boolean }) | null;
   recentFailures: UserFailure[];
@@ -74,7 +75,14 @@ export function nextRunAt(cycles: CycleRecord[], intervalMinutes: number, now: D
   return new Date(Date.parse(last.startedAt) + intervalMinutes * 60_000);
 }
 
-export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now: Date = new Date(), guard: GuardState | null = null, escrows: Escrow[] = []): StatusDocument {
+export function buildStatus(
+  cycles: CycleRecord[],
+  intervalMinutes: number,
+  now: Date = new Date(),
+  guard: GuardState | null = null,
+  escrows: Escrow[] = [],
+  failureQuarantine: Quarantine | null = null,
+): StatusDocument {
   const real = cycles.filter((c) => !c.dryRun);
   const current = real.find((c) => isLive(c, now)) ?? null;
   const finished = real.filter((c) => c.result !== 'running' || !isLive(c, now));
@@ -103,6 +111,13 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
     healthReason = `${staged.count} deactivation(s) held back since ${staged.since} (${staged.reason}): ${staged.message}`;
   }
 
+  if (failureQuarantine) {
+    health = failureQuarantine.stopped ? 'disabled' : 'quarantined';
+    healthReason = failureQuarantine.stopped
+      ? `stopped: quarantined since ${failureQuarantine.since} (${failureQuarantine.reason}) for 28 days; fix the cause and run "tvsync restart"`
+      : `quarantined since ${failureQuarantine.since} (${failureQuarantine.reason}): ${failureQuarantine.message}; next attempt ${failureQuarantine.nextAttemptAt}`;
+  }
+
   return {
     health,
     healthReason,
@@ -120,9 +135,27 @@ export function buildStatus(cycles: CycleRecord[], intervalMinutes: number, now:
           estimatedEndAt: estimateEnd(current, now),
         }
       : null,
-    nextRunAt: current ? null : guard?.allowance ? now.toISOString() : nextRunAt(real, intervalMinutes, now).toISOString(),
+    nextRunAt: current
+      ? null
+      : guard?.allowance
+        ? now.toISOString()
+        : failureQuarantine
+          ? failureQuarantine.stopped
+            ? null
+            : new Date(Math.max(nextRunAt(real, intervalMinutes, now).getTime(), Date.parse(failureQuarantine.nextAttemptAt))).toISOString()
+          : nextRunAt(real, intervalMinutes, now).toISOString(),
     intervalMinutes,
-    quarantine: staged && !guard?.allowance
+ quarantine: failureQuarantine
+      ? {
+          reason: failureQuarantine.reason,
+          since: failureQuarantine.since,
+          message: failureQuarantine.message,
+          attempts: failureQuarantine.attempts,
+          nextAttemptAt: failureQuarantine.nextAttemptAt,
+          stopped: failureQuarantine.stopped,
+          howToRelease: 'fix the cause (the message says what TeamViewer or Graph answered), then run "tvsync restart" or wait for the next attempt; the first successful cycle ends the quarantine',
+        }
+      : staged && !guard?.allowance
       ? { reason: staged.reason, since: staged.since, message: staged.message, howToRelease: 'check the users in stagedDeactivations, fix the cause if the read was wrong, or run "tvsync allow-deactivations" to apply them' }
       : null,
     stagedDeactivations: staged ? { ...staged, allowed: Boolean(guard?.allowance) } : null,

@@ -20,6 +20,7 @@ import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
 import { plan, type Action, type ActionKind } from './planner';
+import { DEFAULT_QUARANTINE, describeQuarantine, nextQuarantine, QUARANTINE_KEY, type Quarantine, type QuarantineSettings } from './quarantine';
 import { logRecordFromAction, type ProvisioningLogRecord } from '../state/logs';
 import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from './watermark';
 import { DEFAULT_GUARD, EMPTY_GUARD_STATE, evaluateGuard, GUARD_KEY, type GuardSettings, type GuardState } from './guard';
@@ -69,6 +70,7 @@ export interface CycleState {
   newCycleId(startedAt: Date): string;
   getMeta<T>(key: string): Promise<{ value: T; etag: string } | null>;
   putMeta<T>(key: string, value: T, etag?: string | null): Promise<string>;
+  deleteMeta(key: string, etag?: string): Promise<void>;
   listEscrows(): Promise<Escrow[]>;
   putEscrow(escrow: Escrow): Promise<void>;
   deleteEscrow(entraId: string): Promise<void>;
@@ -89,6 +91,8 @@ export interface CycleDeps {
   guard?: GuardSettings;
   /** SYNC_INTERVAL_MINUTES: the unit of an escrow's back-off. */
   intervalMinutes?: number;
+  /** QUARANTINE_FAILURE_PERCENT and QUARANTINE_MIN_FAILURES. */
+  quarantine?: QuarantineSettings;
   /** Where each user change is logged (Entra's provisioning logs). */
   logs?: { append(records: ProvisioningLogRecord[]): Promise<void>; enforceRetention(now?: Date): Promise<unknown> };
   now?: () => Date;
@@ -391,6 +395,24 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
   record.finishedAt = now().toISOString();
   record.heartbeatAt = record.finishedAt;
+  if (!dryRun) {
+    // Quarantine moves with every real cycle: entered or prolonged on a cause an admin must fix,
+    // ended by any cycle that got through.
+    try {
+      const row = await deps.state.getMeta<Quarantine>(QUARANTINE_KEY);
+      const c = record.counts;
+      const next = nextQuarantine(row?.value ?? null, { result: record.result, error: record.error, attempted: c.created + c.updated + c.enabled + c.disabled + c.linked + c.failed, failed: c.failed }, deps.quarantine ?? DEFAULT_QUARANTINE, now());
+      if (next) {
+        await deps.state.putMeta(QUARANTINE_KEY, next, row?.etag ?? null);
+        log.error(`cycle ${cycleId}: ${describeQuarantine(next)}`, { cycleId, reason: next.reason });
+      } else if (row) {
+        await deps.state.deleteMeta(QUARANTINE_KEY, row.etag);
+        log.warn(`cycle ${cycleId}: quarantine (${row.value.reason}) ended`, { cycleId });
+      }
+    } catch (err) {
+      log.warn('could not update the quarantine state', { cycleId, error: errorInfo(err).message });
+    }
+  }
   let stateError: { code: string; message: string } | undefined;
   if (!dryRun) {
     await writes;
