@@ -149,7 +149,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     }
   };
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine };
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine, timeBudgetSeconds: settings.cycleTimeBudgetSeconds };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -201,7 +201,9 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       }
       // In quarantine the next attempt follows the back-off (6 h, 12 h, 24 h, daily), not the interval.
       const scheduled = quarantine ? new Date(Math.max(nextRunAt(cycles, settings.syncIntervalMinutes, now).getTime(), Date.parse(quarantine.value.nextAttemptAt))) : nextRunAt(cycles, settings.syncIntervalMinutes, now);
-      const due = guard?.value.allowance || runNow ? now : scheduled;
+      // A cycle cut by its time budget is continued at once; an allowance or "run now" too.
+      const lastReal = cycles.find((c) => !c.dryRun && c.result !== 'running');
+      const due = guard?.value.allowance || runNow || lastReal?.budgetReached ? now : scheduled;
       if (due.getTime() > now.getTime()) {
         logger.debug(`no cycle due until ${due.toISOString()}`);
         await alertsBetweenCycles();

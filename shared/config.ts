@@ -176,6 +176,13 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: '50',
   },
   {
+    name: 'CYCLE_TIME_BUDGET_SECONDS',
+    required: false,
+    default: '540',
+    description: 'A cycle stops starting work after this many seconds and the next heartbeat continues it, so it always ends before the host\'s time limit (540 fits the Consumption plan\'s 10 minutes).',
+    example: '540',
+  },
+  {
     name: 'QUARANTINE_FAILURE_PERCENT',
     required: false,
     default: '40',
@@ -279,6 +286,7 @@ export interface Settings {
   /** Failure emails; null when NOTIFY_EMAIL_TO is empty. */
   email: { to: string[]; sender: string; connectionString?: string; endpoint?: string; statusUrl?: string } | null;
   alertAfterMissedCycles: number;
+  cycleTimeBudgetSeconds: number;
 }
 
 export interface SettingProblem {
@@ -486,6 +494,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     quarantine: { failurePercent: integer('QUARANTINE_FAILURE_PERCENT', 1, 100), minFailures: integer('QUARANTINE_MIN_FAILURES', 1, 1_000_000) },
     email: parseEmail(get, url, problems),
     alertAfterMissedCycles: integer('ALERT_AFTER_MISSED_CYCLES', 1, 1000),
+    cycleTimeBudgetSeconds: integer('CYCLE_TIME_BUDGET_SECONDS', 1, 86_400),
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');

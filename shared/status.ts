@@ -84,7 +84,10 @@ export function buildStatus(
   failureQuarantine: Quarantine | null = null,
 ): StatusDocument {
   const real = cycles.filter((c) => !c.dryRun);
-  const current = real.find((c) => isLive(c, now)) ?? null;
+  const live = real.find((c) => isLive(c, now)) ?? null;
+  // A cycle cut by its time budget is one cycle in progress until a continuation finishes it.
+  const waiting = !live && real[0]?.budgetReached ? real[0] : null;
+  const current = live ?? waiting;
   const finished = real.filter((c) => c.result !== 'running' || !isLive(c, now));
   const last = finished[0] ?? null;
   const lastSucceeded = finished.find((c) => c.result === 'succeeded');
@@ -128,14 +131,16 @@ export function buildStatus(
           id: current.id,
           kind: current.kind,
           startedAt: current.startedAt,
-          phase: current.phase ?? null,
+          phase: waiting ? 'reached its time budget: continues at the next heartbeat' : (current.phase ?? null),
           done: current.done ?? 0,
           total: current.planned,
           heartbeatAt: current.heartbeatAt ?? null,
           estimatedEndAt: estimateEnd(current, now),
         }
       : null,
-    nextRunAt: current
+    nextRunAt: waiting
+      ? now.toISOString()
+      : current
       ? null
       : guard?.allowance
         ? now.toISOString()

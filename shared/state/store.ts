@@ -513,6 +513,8 @@ function encodeCycle(c: CycleRecord, rowKey: string): Entity {
   if (c.done !== undefined) entity.done = c.done;
   if (c.phase) entity.phase = c.phase;
   if (c.configHash) entity.configHash = c.configHash;
+  if (c.budgetReached) entity.budgetReached = true;
+  if (c.continues) entity.continues = c.continues;
   if (c.failures && c.failures.length > 0) entity.failures = JSON.stringify(c.failures);
   if (c.error) {
     entity.errorCode = c.error.code;
@@ -551,6 +553,9 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   if (phase !== null) cycle.phase = phase;
   const configHash = read.optionalString('configHash');
   if (configHash !== null) cycle.configHash = configHash;
+  if (row.budgetReached === true) cycle.budgetReached = true;
+  const continues = read.optionalString('continues');
+  if (continues !== null) cycle.continues = continues;
   const failures = read.optionalString('failures');
   if (failures !== null) {
     try {

@@ -91,6 +91,8 @@ export interface CycleDeps {
   guard?: GuardSettings;
   /** SYNC_INTERVAL_MINUTES: the unit of an escrow's back-off. */
   intervalMinutes?: number;
+  /** CYCLE_TIME_BUDGET_SECONDS: stop starting work after this long; the next heartbeat continues. */
+  timeBudgetSeconds?: number;
   /** QUARANTINE_FAILURE_PERCENT and QUARANTINE_MIN_FAILURES. */
   quarantine?: QuarantineSettings;
   /** Where each user change is logged (Entra's provisioning logs). */
@@ -174,7 +176,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   // A changed scope or mapping means every user must be looked at again: a new initial cycle.
   // No watermark (first run, or a restart cleared it) means a new initial cycle too.
   const watermarked = (await deps.state.getMeta<Watermark>(WATERMARK_KEY)) !== null;
-  let kind: CycleKind = lastGood && watermarked && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
+  // A cycle cut by its time budget is continued by the next one, of the same kind.
+  const continued = recent.find((c) => !c.dryRun && c.result !== 'running');
+  const continuing = !dryRun && continued?.budgetReached ? continued : undefined;
+  let kind: CycleKind = continuing ? continuing.kind : lastGood && watermarked && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
   if (lastGood && kind === 'initial') log.info('scope, scoping filters or mappings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
 
@@ -193,6 +198,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     heartbeatAt: startedAt.toISOString(),
     configHash: hash,
     failures: [],
+    ...(continuing ? { continues: continuing.continues ?? continuing.id } : {}),
   };
   const progress = (phase: CyclePhase) => {
     record.phase = phase;
@@ -228,7 +234,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const lastCycle = recent.find((c) => !c.dryRun && c.id !== cycleId);
     const delta = dryRun ? null : await readDeltas(deps, {
       attributes: attributesNeeded(config),
-      canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups && escrows.size === 0,
+      canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !lastCycle.budgetReached && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups && escrows.size === 0,
       configHash: hash,
       now: startedAt,
     }, cycleId);
@@ -327,6 +333,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     progress('applying');
     const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
     let abort: { code: string; message: string } | null = null;
+    let budgetReached = false;
     // Provisioning logs: one record per user change, written in batches as work completes.
     let logBuffer: ProvisioningLogRecord[] = [];
     const flushLogs = async () => {
@@ -337,12 +344,19 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     };
     await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
       const actionStarted = Date.now();
+      if (!abort && !budgetReached && deps.timeBudgetSeconds && Date.now() - startedAt.getTime() > deps.timeBudgetSeconds * 1000 && !dryRun) {
+        budgetReached = true;
+        record.budgetReached = true;
+        log.warn(`cycle ${cycleId} reached its time budget (${deps.timeBudgetSeconds} s); the next heartbeat continues it`, { cycleId });
+      }
       if (!abort && deps.signal?.aborted) {
         abort = errorInfo(deps.signal.reason);
         log.error(`cycle ${cycleId} stops writing: ${abort.message}`, { cycleId, code: abort.code });
       }
       const report = abort
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
+        : budgetReached
+          ? { ...reportOf(action, 'skipped'), reason: 'not yet: the cycle reached its time budget; the next heartbeat continues' }
         : staged.has(action)
           ? { ...reportOf(action, 'staged'), kind: 'disable' as const, reason: `staged, not applied: ${decision.hold ? decision.message : ''}` }
           : waiting(escrows.get(action.entraId), action, startedAt)
@@ -478,7 +492,7 @@ async function recordEscrow(deps: CycleDeps, existing: Escrow | undefined, repor
         lastFailedAt: at.toISOString(),
         nextAttemptAt: new Date(at.getTime() + backoffMinutes * 60_000).toISOString(),
       });
-    } else if (existing && (report.status === 'success' || (report.status === 'skipped' && !report.reason?.startsWith('escrowed')))) {
+    } else if (existing && report.status === 'success') {
       await deps.state.deleteEscrow(action.entraId);
     }
   } catch (err) {

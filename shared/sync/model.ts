@@ -121,6 +121,13 @@ export interface CycleRecord {
   done?: number;
   /** What the running cycle is doing: reading Entra ID, reading TeamViewer, planning, applying. */
   phase?: string;
+  /**
+   * The cycle stopped at CYCLE_TIME_BUDGET_SECONDS with work left; the next heartbeat continues
+   * it (a new cycle row whose `continues` names this one).
+   */
+  budgetReached?: boolean;
+  /** This cycle continues the work of that one (which reached its time budget). */
+  continues?: string;
   /** Hash of scope, scoping filters and mappings: a change starts a new initial cycle. */
   configHash?: string;
   /** Per-user failures of this cycle (at most 50 kept), for status. */

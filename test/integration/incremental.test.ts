@@ -133,4 +133,29 @@ describe('incremental cycles', () => {
     const activeOnly = (state: string[]) => state.filter((line) => line.endsWith('|true'));
     expect(activeOnly(tvState(a))).toEqual(activeOnly(tvState(b)));
   });
+
+  it('When a cycle reaches its time budget, then it stops, status shows it in progress, and the next beats continue it to the end', async () => {
+    const w = await startWorld({ tenant: sampleTenant({ users: 60, groups: 2 }), identity, storageConnectionString: storage.connectionString, teamViewer: { latencyMs: 60 } });
+    worlds.push(w);
+    process.env = { ...savedEnv, ...w.env, CYCLE_TIME_BUDGET_SECONDS: '1', TEAMVIEWER_CONCURRENCY: '1' };
+    const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
+    const first = await app.beat('timer');
+    expect(first?.counts.created).toBeGreaterThan(0);
+    expect(first?.actions.some((a) => a.reason?.includes('time budget'))).toBe(true);
+    const status = await app.status();
+    expect(status.currentCycle).toMatchObject({ id: first!.cycleId, phase: expect.stringMatching(/continues at the next heartbeat/) });
+    let beats = 1;
+    for (; beats < 20; beats++) {
+      const next = await app.beat('timer');
+      expect(next, 'a continuation runs at once, not after the interval').not.toBeNull();
+      expect(next!.kind).toBe('initial');
+      if (!next!.actions.some((a) => a.reason?.includes('time budget'))) break;
+    }
+    expect(beats).toBeGreaterThan(1);
+    const made = w.teamViewer.users().filter((u) => u.createdBy === 'scim').map((u) => u.userName.toLowerCase());
+    expect(new Set(made).size).toBe(made.length);
+    expect(made.length).toBe(w.tenant.users.filter((u) => u.accountEnabled && w.tenant.assignments.some((a) => a.principalId === u.id || w.tenant.groups.some((g) => g.id === a.principalId && g.members.includes(u.id)))).length);
+    expect((await app.status()).currentCycle).toBeNull();
+    expect(await app.beat('timer')).toBeNull();
+  });
 });
