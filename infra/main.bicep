@@ -27,8 +27,13 @@ param entraServicePrincipalId string
 @description('TeamViewer script token with User management (create, edit, view users) and Account management (view account data: tvsync reads the token\'s own account so that it never deactivates it). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure"). Pass it from an environment variable (readEnvironmentVariable in a .bicepparam file), never written into a file.')
 param teamViewerApiToken string = ''
 
-@description('Recipients (comma-separated) for the coming failure emails. Not used yet: this release provisions the email resources but sends no email. Becomes NOTIFY_EMAIL_TO.')
+@description('Recipients (comma-separated) of the failure emails: quarantine entered or its reason changed, deactivations held back, no successful cycle for alertAfterMissedCycles intervals, and one email when all is well again. Sent from the DoNotReply address of the Azure-managed domain (output senderAddress). Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')
 param notifyEmailTo string = ''
+
+@description('Email when no cycle has succeeded for this many sync intervals, including a deployment that has never completed one (1-1000). Becomes ALERT_AFTER_MISSED_CYCLES.')
+@minValue(1)
+@maxValue(1000)
+param alertAfterMissedCycles int = 3
 
 @description('NCRONTAB (6 fields) of the timer heartbeat; each beat runs a cycle when one is due. Becomes SYNC_SCHEDULE.')
 param syncSchedule string = '0 */5 * * * *'
@@ -78,6 +83,21 @@ param deactivationThreshold string = '500'
 @minValue(0)
 @maxValue(99)
 param suspiciousDropPercent int = 50
+
+@description('Quarantine, as Entra does, when more than this percentage of a cycle\'s changes failed and at least quarantineMinFailures did (1-100). Becomes QUARANTINE_FAILURE_PERCENT.')
+@minValue(1)
+@maxValue(100)
+param quarantineFailurePercent int = 40
+
+@description('The failure-share rule (quarantineFailurePercent) applies from this many failed changes in one cycle; Entra uses 5,000 (1-1000000). Becomes QUARANTINE_MIN_FAILURES.')
+@minValue(1)
+@maxValue(1000000)
+param quarantineMinFailures int = 5000
+
+@description('Seconds after which a cycle starts no new work; the next timer beat continues where it stopped. At most 1500 here, so that a cycle always ends within host.json\'s functionTimeout (30 minutes). Becomes CYCLE_TIME_BUDGET_SECONDS.')
+@minValue(1)
+@maxValue(1500)
+param cycleTimeBudgetSeconds int = 540
 
 @description('Days provisioning logs are kept in Table Storage (1-3650). Becomes LOG_RETENTION_DAYS.')
 @minValue(1)
@@ -285,6 +305,10 @@ module functionApp 'app/function.bicep' = {
     emailEndpoint: communication.outputs.endpoint
     emailSender: communication.outputs.senderAddress
     notifyEmailTo: notifyEmailTo
+    alertAfterMissedCycles: alertAfterMissedCycles
+    quarantineFailurePercent: quarantineFailurePercent
+    quarantineMinFailures: quarantineMinFailures
+    cycleTimeBudgetSeconds: cycleTimeBudgetSeconds
   }
   // The host starts as soon as the site exists: its storage, Key Vault and telemetry roles must
   // be in place first, or the first start fails and the Key Vault reference stays unresolved.
@@ -296,10 +320,10 @@ module functionApp 'app/function.bicep' = {
 @description('Name of the Function App: use it with `func azure functionapp publish`.')
 output functionAppName string = functionApp.outputs.name
 
-@description('Health endpoint; call it with a function key (header x-functions-key, or ?code=).')
+@description('Health endpoint, also linked from the failure emails (STATUS_PAGE_URL); call it with a function key (header x-functions-key, or ?code=).')
 output statusUrl string = 'https://${functionApp.outputs.defaultHostName}/api/status'
 
-@description('Address the coming failure emails will be sent from (no email is sent yet).')
+@description('Address the failure emails are sent from (to notifyEmailTo).')
 output senderAddress string = communication.outputs.senderAddress
 
 @description('Object (principal) id of the managed identity: pass it to infra/grant-graph-permissions.sh.')

@@ -1,7 +1,7 @@
-// Azure Communication Services for the failure emails of a coming release (this one sends none):
-// an Email Communication Service with an Azure-managed domain (<guid>.azurecomm.net, no DNS work),
-// linked to a Communication Services resource that tvsync will call with its managed identity.
-// Provisioned now so that turning the emails on later needs no new roles or resources.
+// Azure Communication Services for tvsync's failure emails: an Email Communication Service with an
+// Azure-managed domain (<guid>.azurecomm.net, no DNS work), linked to a Communication Services
+// resource that tvsync calls with its managed identity. Emails go out only when the app has
+// recipients (NOTIFY_EMAIL_TO, main.bicep's notifyEmailTo).
 
 @description('Communication Services resource name (globally unique).')
 param communicationServiceName string

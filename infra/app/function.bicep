@@ -1,13 +1,18 @@
 // The tvsync Function App on a Flex Consumption (FC1, Linux) plan.
 //
-// Invariant: `appSettings` below is the complete set of settings the app gets in Azure. Each name
-// is either read by tvsync (shared/config.ts SETTING_SPECS) or used by the Functions platform;
+// Invariant: the `appsettings` config resource below is the complete set of settings the app gets
+// in Azure (each deployment replaces them all). Each name is either read by tvsync
+// (shared/config.ts SETTING_SPECS) or used by the Functions platform;
 // test/integration/infra-consistency.test.ts holds both sides to that.
+// The settings are a child resource of the site, not its siteConfig.appSettings, so that they can
+// name the site's own default host name (STATUS_PAGE_URL): the platform picks that name (it is a
+// random, region-scoped one when unique default host names apply), so it is only known once the
+// site exists. The official Flex Consumption quickstarts set their settings the same way.
 // Flex Consumption takes the runtime from functionAppConfig, so FUNCTIONS_WORKER_RUNTIME,
 // FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE and WEBSITE_CONTENT* must not be set, and
 // AzureWebJobsStorage must be absent (not even empty) for the identity-based settings to apply.
 
-@description('Function app name (globally unique; becomes <name>.azurewebsites.net).')
+@description('Function app name; the platform derives the default host name from it (<name>.azurewebsites.net, or <name>-<hash>.<region>.azurewebsites.net with unique default host names).')
 param name string
 
 @description('Flex Consumption plan name.')
@@ -116,8 +121,28 @@ param emailEndpoint string
 @description('ACS_EMAIL_SENDER: sender address on the Azure-managed domain.')
 param emailSender string
 
-@description('NOTIFY_EMAIL_TO: recipients of the coming failure emails (not sent yet).')
+@description('NOTIFY_EMAIL_TO: recipients of the failure emails (empty: none are sent).')
 param notifyEmailTo string
+
+@description('QUARANTINE_FAILURE_PERCENT: quarantine above this share of failed changes in a cycle.')
+@minValue(1)
+@maxValue(100)
+param quarantineFailurePercent int
+
+@description('QUARANTINE_MIN_FAILURES: the failure-share rule applies from this many failed changes.')
+@minValue(1)
+@maxValue(1000000)
+param quarantineMinFailures int
+
+@description('CYCLE_TIME_BUDGET_SECONDS: a cycle starts no new work after this long.')
+@minValue(1)
+@maxValue(1500)
+param cycleTimeBudgetSeconds int
+
+@description('ALERT_AFTER_MISSED_CYCLES: email when no cycle succeeded for this many intervals.')
+@minValue(1)
+@maxValue(1000)
+param alertAfterMissedCycles int
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -169,127 +194,58 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         version: nodeVersion
       }
     }
-    siteConfig: {
-      appSettings: [
-        // Host storage and the state tables, through the identity (the account has no shared keys).
-        {
-          name: 'AzureWebJobsStorage__accountName'
-          value: storageAccountName
-        }
-        {
-          name: 'AzureWebJobsStorage__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AzureWebJobsStorage__clientId'
-          value: identityClientId
-        }
-        // DefaultAzureCredential (Microsoft Graph, Communication Services) picks this identity.
-        {
-          name: 'AZURE_CLIENT_ID'
-          value: identityClientId
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: appInsightsConnectionString
-        }
-        // Local auth is off on the component: telemetry goes in with the identity's token.
-        {
-          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identityClientId};Authorization=AAD'
-        }
-        {
-          name: 'ENTRA_SERVICE_PRINCIPAL_ID'
-          value: entraServicePrincipalId
-        }
-        // No secret version: the platform picks up a new token version within a day, or at once on restart.
-        {
-          name: 'TEAMVIEWER_API_TOKEN'
-          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${tokenSecretName})'
-        }
-        {
-          name: 'TEAMVIEWER_CONCURRENCY'
-          value: string(teamViewerConcurrency)
-        }
-        // The timer trigger's schedule is %SYNC_SCHEDULE%, resolved by the host from app settings
-        // (tvsync's own default does not reach the binding), so it must always be present.
-        {
-          name: 'SYNC_SCHEDULE'
-          value: syncSchedule
-        }
-        {
-          name: 'SYNC_INTERVAL_MINUTES'
-          value: string(syncIntervalMinutes)
-        }
-        {
-          name: 'LOG_LEVEL'
-          value: logLevel
-        }
-        {
-          name: 'SYNC_SCOPE'
-          value: syncScope
-        }
-        // Spelled as tvsync documents them: ARM's string() of a bool would give True/False.
-        {
-          name: 'EXPAND_NESTED_GROUPS'
-          value: expandNestedGroups ? 'true' : 'false'
-        }
-        {
-          name: 'SCOPING_FILTERS'
-          value: scopingFilters
-        }
-        {
-          name: 'ATTRIBUTE_MAPPINGS'
-          value: attributeMappings
-        }
-        {
-          name: 'SKIP_OUT_OF_SCOPE_DELETIONS'
-          value: skipOutOfScopeDeletions ? 'true' : 'false'
-        }
-        {
-          name: 'DEACTIVATION_THRESHOLD'
-          value: deactivationThreshold
-        }
-        {
-          name: 'SUSPICIOUS_DROP_PERCENT'
-          value: string(suspiciousDropPercent)
-        }
-        {
-          name: 'LOG_RETENTION_DAYS'
-          value: string(provisioningLogRetentionDays)
-        }
-        {
-          name: 'GRAPH_BASE_URL'
-          value: graphBaseUrl
-        }
-        {
-          name: 'TEAMVIEWER_SCIM_URL'
-          value: teamViewerScimUrl
-        }
-        {
-          name: 'STATE_TABLE_PREFIX'
-          value: stateTablePrefix
-        }
-        // The platform's switch for one function: the host does not start the timer's listener.
-        // Always present, so that a re-deployment with syncDisabled=false resumes the timer.
-        {
-          name: 'AzureWebJobs.sync.Disabled'
-          value: syncDisabled ? 'true' : 'false'
-        }
-        {
-          name: 'ACS_EMAIL_ENDPOINT'
-          value: emailEndpoint
-        }
-        {
-          name: 'ACS_EMAIL_SENDER'
-          value: emailSender
-        }
-        {
-          name: 'NOTIFY_EMAIL_TO'
-          value: notifyEmailTo
-        }
-      ]
-    }
+  }
+}
+
+// Each deployment writes this whole set: a setting set only in the portal is dropped.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Host storage and the state tables, through the identity (the account has no shared keys).
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    // DefaultAzureCredential (Microsoft Graph, Communication Services) picks this identity.
+    AZURE_CLIENT_ID: identityClientId
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    // Local auth is off on the component: telemetry goes in with the identity's token.
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    ENTRA_SERVICE_PRINCIPAL_ID: entraServicePrincipalId
+    // No secret version: the platform picks up a new token version within a day, or at once on restart.
+    TEAMVIEWER_API_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${tokenSecretName})'
+    TEAMVIEWER_CONCURRENCY: string(teamViewerConcurrency)
+    // The timer trigger's schedule is %SYNC_SCHEDULE%, resolved by the host from app settings
+    // (tvsync's own default does not reach the binding), so it must always be present.
+    SYNC_SCHEDULE: syncSchedule
+    SYNC_INTERVAL_MINUTES: string(syncIntervalMinutes)
+    LOG_LEVEL: logLevel
+    SYNC_SCOPE: syncScope
+    // Spelled as tvsync documents them: ARM's string() of a bool would give True/False.
+    EXPAND_NESTED_GROUPS: expandNestedGroups ? 'true' : 'false'
+    SCOPING_FILTERS: scopingFilters
+    ATTRIBUTE_MAPPINGS: attributeMappings
+    SKIP_OUT_OF_SCOPE_DELETIONS: skipOutOfScopeDeletions ? 'true' : 'false'
+    DEACTIVATION_THRESHOLD: deactivationThreshold
+    SUSPICIOUS_DROP_PERCENT: string(suspiciousDropPercent)
+    CYCLE_TIME_BUDGET_SECONDS: string(cycleTimeBudgetSeconds)
+    QUARANTINE_FAILURE_PERCENT: string(quarantineFailurePercent)
+    QUARANTINE_MIN_FAILURES: string(quarantineMinFailures)
+    LOG_RETENTION_DAYS: string(provisioningLogRetentionDays)
+    GRAPH_BASE_URL: graphBaseUrl
+    TEAMVIEWER_SCIM_URL: teamViewerScimUrl
+    STATE_TABLE_PREFIX: stateTablePrefix
+    // The platform's switch for one function: the host does not start the timer's listener.
+    // Always present, so that a re-deployment with syncDisabled=false resumes the timer.
+    'AzureWebJobs.sync.Disabled': syncDisabled ? 'true' : 'false'
+    // Failure emails: sent through Communication Services with the identity (AZURE_CLIENT_ID).
+    // The resource's access keys are off, so ACS_EMAIL_CONNECTION_STRING is never set here.
+    ACS_EMAIL_ENDPOINT: emailEndpoint
+    ACS_EMAIL_SENDER: emailSender
+    NOTIFY_EMAIL_TO: notifyEmailTo
+    ALERT_AFTER_MISSED_CYCLES: string(alertAfterMissedCycles)
+    // Linked from every email; the page still asks for a function key, which is never put here.
+    STATUS_PAGE_URL: 'https://${site.properties.defaultHostName}/api/status'
   }
 }
 

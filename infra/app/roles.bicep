@@ -9,7 +9,7 @@
 // | Storage Table Data Contributor         | storage account     | tvsync state tables                                    |
 // | Key Vault Secrets User                 | the vault           | Key Vault reference to the TeamViewer token            |
 // | Monitoring Metrics Publisher           | Application Insights| telemetry with Entra ID auth (local auth is off)       |
-// | tvsync email sender (custom) or        | Communication Svc   | send the (coming) failure emails                       |
+// | tvsync email sender (custom) or        | Communication Svc   | send the failure emails                                |
 // |   Communication and Email Service Owner|                     |   (builtin fallback, see emailSenderRole)              |
 
 @description('Name of the user-assigned managed identity the app runs as.')

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSettings, SETTING_SPECS, type SettingSpec } from '../../shared/config';
+import { loadSettings, SETTING_SPECS, SettingsError, type SettingSpec } from '../../shared/config';
 import { parseScopingFilters } from '../../shared/sync/scoping';
-import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
+import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, moduleOutputSource, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
 
 const run = promisify(execFile);
 
@@ -42,17 +42,10 @@ const FROM_RESOURCES: Record<string, string> = {
   AzureWebJobsStorage__clientId: 'the managed identity the template creates',
   AZURE_CLIENT_ID: 'the managed identity the template creates',
   TEAMVIEWER_API_TOKEN: 'a Key Vault reference to the secret the template writes',
-};
-
-/**
- * Settings of the coming failure emails, set by the template before shared/config.ts declares
- * them (nothing reads them yet). Remove a name here once it is in SETTING_SPECS (a name in both
- * is simply treated as a setting tvsync reads).
- */
-const PENDING_CODE_SETTINGS: Record<string, string> = {
-  ACS_EMAIL_ENDPOINT: 'Communication Services endpoint for the coming failure emails',
-  ACS_EMAIL_SENDER: 'sender address on the Azure-managed domain',
-  NOTIFY_EMAIL_TO: 'recipients of the coming failure emails',
+  ACS_EMAIL_ENDPOINT: 'the Communication Services resource the template creates',
+  ACS_EMAIL_SENDER: 'the DoNotReply address of the Azure-managed domain the template creates',
+  ACS_EMAIL_CONNECTION_STRING: 'not set: emails go out with the identity (the resource\'s access keys are off)',
+  STATUS_PAGE_URL: 'the Function App\'s own /api/status, from its default host name',
 };
 
 /**
@@ -68,6 +61,14 @@ const FORBIDDEN_ON_FLEX = [
   'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
   'AzureWebJobsStorage',
 ];
+
+/**
+ * Whole-number settings whose main.bicep parameter accepts less than tvsync does, and why. Every
+ * other one takes exactly tvsync's range; none may take a value tvsync refuses.
+ */
+const NARROWER_IN_AZURE: Record<string, string> = {
+  CYCLE_TIME_BUDGET_SECONDS: 'a cycle must end within host.json functionTimeout',
+};
 
 /** Settings local.settings.json has beyond SETTING_SPECS: the Core Tools host needs the worker runtime. */
 const LOCAL_ONLY_SETTINGS = ['FUNCTIONS_WORKER_RUNTIME'];
@@ -171,7 +172,7 @@ describe('local.settings.sample.json', () => {
     const names = Object.keys(sample.Values);
     const known = specNames();
     const missing = [...known].filter((name) => !(name in sample.Values));
-    const extra = names.filter((name) => !known.has(name) && !LOCAL_ONLY_SETTINGS.includes(name) && !(name in PENDING_CODE_SETTINGS));
+    const extra = names.filter((name) => !known.has(name) && !LOCAL_ONLY_SETTINGS.includes(name));
     expect({ missing, extra }).toEqual({ missing: [], extra: [] });
     expect(sample.IsEncrypted).toBe(false);
     expect(sample.Values.FUNCTIONS_WORKER_RUNTIME).toBe('node');
@@ -528,7 +529,7 @@ describe('the Bicep template', () => {
     needTemplate(ctx);
     const known = specNames();
     const unknown = settings.map((s) => s.name)
-      .filter((name) => !known.has(name) && !(name in PLATFORM_SETTINGS) && !(name in PENDING_CODE_SETTINGS))
+      .filter((name) => !known.has(name) && !(name in PLATFORM_SETTINGS))
       .map((name) => `${name} is set by the template but is neither in SETTING_SPECS nor a listed platform setting`);
     expect(unknown).toEqual([]);
   });
@@ -583,6 +584,78 @@ describe('the Bicep template', () => {
       return parameter ? [] : [`${spec.name} is set to ${JSON.stringify(setting.value)}, not from a main.bicep parameter`];
     });
     expect(problems).toEqual([]);
+  });
+
+  it('bounds each whole-number setting by the range tvsync accepts, so a deployable value never stops the app', (ctx) => {
+    const arm = needTemplate(ctx);
+    const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
+    const rejected = (name: string, value: number): boolean => {
+      try {
+        loadSettings({ env: { ...base, [name]: String(value) }, localSettingsDir: null });
+        return false;
+      } catch (err) {
+        if (!(err instanceof SettingsError)) throw err;
+        return err.problems.some((p) => p.setting === name);
+      }
+    };
+    const checked: string[] = [];
+    const problems: string[] = [];
+    for (const setting of settings) {
+      const parameter = sourceParameter(setting.value, setting.scope);
+      const declared = parameter ? arm.parameters?.[parameter.name] : undefined;
+      if (!parameter || declared?.type !== 'int') continue;
+      checked.push(setting.name);
+      const { minValue: min, maxValue: max } = declared;
+      if (min === undefined || max === undefined) {
+        problems.push(`main.bicep parameter ${parameter.name} has no @minValue/@maxValue`);
+        continue;
+      }
+      const edges = [[min, false], [max, false], [min - 1, true], [max + 1, true]] as const;
+      for (const [value, outside] of setting.name in NARROWER_IN_AZURE ? edges.slice(0, 2) : edges) {
+        if (rejected(setting.name, value) !== outside) {
+          problems.push(`${setting.name}=${value}: main.bicep ${parameter.name} ${outside ? 'refuses' : 'accepts'} it, shared/config.ts ${outside ? 'accepts' : 'refuses'} it`);
+        }
+      }
+    }
+    expect(checked).toEqual(expect.arrayContaining(['QUARANTINE_FAILURE_PERCENT', 'QUARANTINE_MIN_FAILURES', 'ALERT_AFTER_MISSED_CYCLES', 'SYNC_INTERVAL_MINUTES']));
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps a cycle\'s time budget inside the host\'s function timeout', (ctx) => {
+    const arm = needTemplate(ctx);
+    const budget = setByTemplate().get('CYCLE_TIME_BUDGET_SECONDS');
+    const parameter = budget && sourceParameter(budget.value, budget.scope);
+    expect(parameter, 'CYCLE_TIME_BUDGET_SECONDS does not come from a main.bicep parameter').toBeTruthy();
+    const timeout = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as { functionTimeout: string }).functionTimeout;
+    const [h, m, sec] = timeout.split(':').map(Number);
+    expect(arm.parameters?.[parameter!.name].maxValue).toBeLessThan(h * 3600 + m * 60 + sec);
+  });
+
+  it('sends the failure emails with the identity, through the Communication Services resource it creates, never with a key', (ctx) => {
+    const arm = needTemplate(ctx);
+    const set = setByTemplate();
+    expect(set.has('ACS_EMAIL_CONNECTION_STRING')).toBe(false);
+    const endpoint = set.get('ACS_EMAIL_ENDPOINT');
+    const sender = set.get('ACS_EMAIL_SENDER');
+    const endpointSource = endpoint && moduleOutputSource(endpoint.value, endpoint.scope);
+    expect(endpointSource?.output, String(endpoint?.value)).toBe('endpoint');
+    expect(sender && moduleOutputSource(sender.value, sender.scope)).toEqual({ module: endpointSource?.module, output: 'senderAddress' });
+    // That module holds the resource, which takes Entra ID tokens only.
+    const module = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Resources/deployments' && resource.name === endpointSource?.module)?.resource;
+    const service = module?.properties?.template?.resources.find((r) => r.type === 'Microsoft.Communication/communicationServices');
+    expect(service?.properties?.disableLocalAuth).toBe(true);
+    // DefaultAzureCredential in the app picks the identity the template creates.
+    expect(set.get('AZURE_CLIENT_ID')?.value).toBe(set.get('AzureWebJobsStorage__clientId')?.value);
+  });
+
+  it('links the emails to the status endpoint of the app it deploys, wherever the platform puts its host name', (ctx) => {
+    const arm = needTemplate(ctx);
+    const site = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Web/sites')?.resource;
+    const url = /^\[format\('https:\/\/\{0\}\/api\/(\w+)', reference\(resourceId\('Microsoft\.Web\/sites', (.+?)\), '[^']+'\)\.defaultHostName\)\]$/.exec(String(setByTemplate().get('STATUS_PAGE_URL')?.value));
+    expect(url, String(setByTemplate().get('STATUS_PAGE_URL')?.value)).not.toBeNull();
+    expect(`[${url?.[2]}]`).toBe(site?.name);
+    const routes = [...fs.readFileSync(path.join(REPO_ROOT, 'functions', 'status.ts'), 'utf8').matchAll(/route: '([^']+)'/g)].map((m) => m[1]);
+    expect(routes).toContain(url?.[1]);
   });
 
   it('pauses the timer of the function that exists, and leaves it running by default', (ctx) => {

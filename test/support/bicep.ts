@@ -32,6 +32,8 @@ export async function findBicep(timeoutMs = 170_000): Promise<BicepCli> {
 export interface ArmParameter {
   type: string;
   defaultValue?: unknown;
+  minValue?: number;
+  maxValue?: number;
 }
 
 export interface ArmResource {
@@ -118,12 +120,38 @@ export interface AppSetting {
   scope: ArmScope;
 }
 
-/** The app settings of the template's Function App (Microsoft.Web/sites siteConfig.appSettings). */
+/** `Microsoft.Web/sites/config` named appsettings: the literal `site/appsettings` or Bicep's format() of it. */
+const APP_SETTINGS_CONFIG = /(\/appsettings|'appsettings'\))\]?$/i;
+
+/**
+ * The app settings of the template's Function App: its appsettings config resource, or the site's
+ * siteConfig.appSettings. Both at once is refused: the config resource replaces every setting, so
+ * what the site sets would silently be lost.
+ */
 export function functionAppSettings(template: ArmTemplate): AppSetting[] {
-  const sites = [...armResources(template)].filter(({ resource }) => resource.type === 'Microsoft.Web/sites');
+  const resources = [...armResources(template)];
+  const sites = resources.filter(({ resource }) => resource.type === 'Microsoft.Web/sites');
   if (sites.length !== 1) throw new Error(`expected one Microsoft.Web/sites resource, found ${sites.length}`);
-  const [{ resource, scope }] = sites;
-  return (resource.properties?.siteConfig?.appSettings ?? []).map(({ name, value }) => ({ name, value, scope }));
+  const [{ resource: site, scope }] = sites;
+  const inline = (site.properties?.siteConfig?.appSettings ?? []).map(({ name, value }) => ({ name, value, scope }));
+  const configs = resources.filter(({ resource }) => resource.type === 'Microsoft.Web/sites/config' && APP_SETTINGS_CONFIG.test(resource.name));
+  if (configs.length > 1) throw new Error(`expected at most one appsettings config resource, found ${configs.length}`);
+  if (configs.length === 0) return inline;
+  if (inline.length > 0) throw new Error('app settings are in both siteConfig.appSettings and an appsettings config resource, which replaces them');
+  const [config] = configs;
+  if (config.scope.template !== scope.template) throw new Error('the appsettings config resource is not in the template of the site');
+  return Object.entries(config.resource.properties ?? {}).map(([name, value]) => ({ name, value, scope: config.scope }));
+}
+
+/**
+ * The module output a value comes from: the value is a parameter of its own template, and the
+ * parent passes that parameter the output of a sibling module (nested deployment).
+ */
+export function moduleOutputSource(value: unknown, scope: ArmScope): { module: string; output: string } | undefined {
+  const ref = parameterReference(value);
+  const passed = ref && scope.values?.[ref.name]?.value;
+  const m = typeof passed === 'string' ? /^\[reference\(resourceId\('Microsoft\.Resources\/deployments', '([^']+)'\), '[^']+'\)\.outputs\.(\w+)\.value\]$/.exec(passed) : null;
+  return m ? { module: m[1], output: m[2] } : undefined;
 }
 
 /**
