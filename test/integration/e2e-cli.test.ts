@@ -147,7 +147,9 @@ describe('tvsync sync, end to end', () => {
     expect(run.stdout).toMatch(/TEAMVIEWER_API_TOKEN|401/);
     const status = await runCli(['status', '--json'], w.env);
     const doc = JSON.parse(status.stdout);
-    expect(doc.health).toBe('degraded');
+    expect(doc.health).toBe('quarantined');
+    expect(doc.quarantine).toMatchObject({ reason: 'Unauthorized', attempts: 1 });
+    expect(doc.healthReason).toMatch(/rejected the API token|TEAMVIEWER_API_TOKEN|401/);
     expect(doc.lastCycle.error.code).toBe('TEAMVIEWER_UNAUTHORIZED');
     expect(status.stdout + run.stdout + run.stderr).not.toContain('wrong-token-123456');
     expect(w.teamViewer.users().filter((u) => u.createdBy === 'scim')).toEqual([]);
