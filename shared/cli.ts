@@ -335,6 +335,11 @@ export function formatStatus(doc: StatusDocument): string {
     lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason})${st.allowed ? ' — allowed, the next cycle applies them' : ' — run "tvsync allow-deactivations" to apply them'}`);
     for (const u of st.sample.slice(0, 10)) lines.push(`  ${u.userPrincipalName}: ${u.reason}`);
   }
+  if (doc.quarantine) lines.push(`Quarantine: ${doc.quarantine.reason} since ${doc.quarantine.since}${doc.quarantine.nextAttemptAt ? `, next attempt ${doc.quarantine.nextAttemptAt}` : ''} — ${doc.quarantine.howToRelease}`);
+  if (doc.escrows.count > 0) {
+    lines.push(`Escrowed users (${doc.escrows.count}), retried with a growing back-off:`);
+    for (const e of doc.escrows.users.slice(0, 10)) lines.push(`  ${e.userPrincipalName} (${e.action}): ${e.code} — failed ${e.attempts} time(s), next attempt ${e.nextAttemptAt}`);
+  }
   if (doc.recentFailures.length > 0) {
     lines.push('Recent failures:');
     for (const f of doc.recentFailures.slice(0, 20)) lines.push(`  ${f.userPrincipalName} (${f.action}): ${f.code} — ${f.message}`);
