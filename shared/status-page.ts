@@ -112,6 +112,7 @@ export function renderStatusPage(doc: Partial<StatusDocument>, options: StatusPa
     d.lastCycle === undefined ? '' : lastCycleSection(d.lastCycle, clock),
     d.recentFailures === undefined ? '' : failuresSection(failures, clock),
     stagedSection(d.stagedDeactivations, clock),
+    escrowSection(d.escrows, clock),
     d.recentCycles === undefined ? '' : cyclesSection(cycles, clock),
     chartSection(cycles, clock),
   ].join('\n');
@@ -167,6 +168,23 @@ function stagedSection(value: unknown, clock: Clock): string {
 <p><strong>${count(s.count)}</strong> deactivation(s) held back (limit ${count(s.limit)})${since ? ` since ${clock.time(since)}` : ''}${s.allowed === true ? ' · <strong>allowed: the next cycle applies them</strong>' : ''}.</p>
 ${str(s.message) ? `<p>${text(s.message)}</p>` : ''}
 ${users.length ? `<ul class="staged">${users.join('')}</ul>${more > 0 ? `<p class="muted">and ${count(more)} more.</p>` : ''}` : ''}
+</section>`;
+}
+
+/** Users whose change keeps failing: what failed, how often, and when it is tried next. */
+function escrowSection(value: unknown, clock: Clock): string {
+  if (value === null || typeof value !== 'object') return '';
+  const e = value as Record<string, unknown>;
+  const users = arr(e.users).map(obj);
+  if (users.length === 0) return '';
+  const items = users.map((u) => {
+    const next = str(u.nextAttemptAt);
+    return `<li><span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span> — ${text(u.action)} failed ${count(u.attempts)} time(s): <code>${text(u.code)}</code> ${text(u.message)}${next ? ` · next attempt ${clock.time(next)} <span class="muted">(${clock.relative(next)})</span>` : ''}</li>`;
+  });
+  const more = (numberOr(e.count, users.length) as number) - users.length;
+  return `<section id="escrows" aria-labelledby="escrows-h"><h2 id="escrows-h">Retried users (${count(e.count)})</h2>
+<p class="muted">Each is retried with a growing back-off and never holds up the others.</p>
+<ul class="staged">${items.join('')}</ul>${more > 0 ? `<p class="muted">and ${count(more)} more.</p>` : ''}
 </section>`;
 }
 

@@ -393,3 +393,19 @@ describe('status page: self-contained, tolerant', () => {
     expect(text).toContain('and 611 more.');
   });
 });
+
+describe('escrowed users on the page', () => {
+  it('lists them with the failure and the next attempt, escaped', async () => {
+    const { renderStatusPage } = await import('../../shared/status-page');
+    const html = renderStatusPage({
+      health: 'degraded',
+      healthReason: 'x',
+      escrows: { count: 1, users: [{ entraId: 'e1', userPrincipalName: '<script>alert(1)</script>', action: 'create', code: 'TEAMVIEWER_CONFLICT', message: 'taken <b>', attempts: 2, firstFailedAt: '2026-11-28T10:00:00Z', lastFailedAt: '2026-11-28T11:00:00Z', nextAttemptAt: '2026-11-28T13:00:00Z' }] },
+    });
+    expect(html).toContain('Retried users (1)');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).not.toContain('<script>alert(1)');
+    expect(html).toContain('failed 2 time(s)');
+    expect(html).toContain('TEAMVIEWER_CONFLICT');
+  });
+});
