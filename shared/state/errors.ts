@@ -5,6 +5,7 @@
  * Invariant: an error built here never carries a secret. Messages pass through `redactText`, and
  * no raw SDK error is kept as `cause`: its request would hold the SAS token or signed headers.
  */
+import { RestError } from '@azure/data-tables';
 import { redactText } from '../log';
 
 export type StateErrorCode =
@@ -74,4 +75,46 @@ export class StateConflictError extends StateError {
 
 export function isStateError(error: unknown, code?: StateErrorCode): error is StateError {
   return error instanceof StateError && (code === undefined || error.code === code);
+}
+
+export function isRestError(error: unknown): error is RestError {
+  return error instanceof RestError || (error instanceof Error && error.name === 'RestError');
+}
+
+/** The service's error code (x-ms-error-code, or a batch's sub-response code), else the socket error. */
+export function serviceCodeOf(error: RestError): string | undefined {
+  const details = error.details as { errorCode?: unknown } | undefined;
+  const fromService = typeof details?.errorCode === 'string' ? details.errorCode : error.response?.headers.get('x-ms-error-code');
+  return fromService ?? error.code;
+}
+
+const IDENTITY_FAILURES = new Set(['AuthenticationError', 'CredentialUnavailableError', 'AggregateAuthenticationError']);
+
+/** One mapping from an SDK failure to a StateError a caller can act on, for every state table. */
+export function toStateError(error: unknown, details: StateErrorDetails): StateError {
+  if (error instanceof StateError) return error;
+  const { operation, table, host, partitionKey, rowKey, status, serviceCode } = details;
+  const where = rowKey !== undefined ? ` row ${rowKey}` : partitionKey !== undefined ? ` day ${partitionKey}` : '';
+  const what = `${operation} on ${table}${where}`;
+  const said = error instanceof Error ? ` (${error.message.split('\n')[0]})` : '';
+  if (error instanceof Error && IDENTITY_FAILURES.has(error.name)) {
+    return new StateError('STATE_AUTH', `no token for Table Storage at ${host}, so ${what} was not attempted${said}`, details);
+  }
+  if (status === 401 || status === 403) {
+    return new StateError(
+      'STATE_AUTH',
+      `Table Storage at ${host} refused ${what}: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}; check the account key, SAS or the identity's Storage Table Data Contributor role`,
+      details,
+    );
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} did not answer ${what} in time`, details);
+  }
+  if (isRestError(error) && (status === undefined || status === 408 || status === 429 || status >= 500)) {
+    const why = status === undefined ? (serviceCode ?? 'network error') : `HTTP ${status}`;
+    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} is unavailable (${why}) for ${what}${said}`, details);
+  }
+  if (status === 409 || status === 412) return new StateConflictError(`conflict in ${what} at ${host}${said}`, details);
+  const answer = status ? `: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}` : '';
+  return new StateError('STATE_REQUEST_FAILED', `Table Storage at ${host} failed ${what}${answer}${said}`, details);
 }

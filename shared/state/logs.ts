@@ -29,10 +29,10 @@
  *   failing or duplicating them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { RestError, odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import { redactText, silentLogger, type Logger } from '../log';
 import type { ActionReport } from '../sync/cycle';
-import { StateConflictError, StateError, type StateErrorDetails } from './errors';
+import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
 
@@ -666,43 +666,3 @@ function decodeRecord(row: Row, table: string): ProvisioningLogRecord {
 
 // ---- mapping SDK failures (as StateStore does) ----
 
-function isRestError(error: unknown): error is RestError {
-  return error instanceof RestError || (error instanceof Error && error.name === 'RestError');
-}
-
-/** The service's error code (x-ms-error-code, or a batch's sub-response code), else the socket error. */
-function serviceCodeOf(error: RestError): string | undefined {
-  const details = error.details as { errorCode?: unknown } | undefined;
-  const fromService = typeof details?.errorCode === 'string' ? details.errorCode : error.response?.headers.get('x-ms-error-code');
-  return fromService ?? error.code;
-}
-
-const IDENTITY_FAILURES = new Set(['AuthenticationError', 'CredentialUnavailableError', 'AggregateAuthenticationError']);
-
-function toStateError(error: unknown, details: StateErrorDetails): StateError {
-  if (error instanceof StateError) return error;
-  const { operation, table, host, partitionKey, rowKey, status, serviceCode } = details;
-  const where = rowKey !== undefined ? ` row ${rowKey}` : partitionKey !== undefined ? ` day ${partitionKey}` : '';
-  const what = `${operation} on ${table}${where}`;
-  const said = error instanceof Error ? ` (${error.message.split('\n')[0]})` : '';
-  if (error instanceof Error && IDENTITY_FAILURES.has(error.name)) {
-    return new StateError('STATE_AUTH', `no token for Table Storage at ${host}, so ${what} was not attempted${said}`, details);
-  }
-  if (status === 401 || status === 403) {
-    return new StateError(
-      'STATE_AUTH',
-      `Table Storage at ${host} refused ${what}: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}; check the account key, SAS or the identity's Storage Table Data Contributor role`,
-      details,
-    );
-  }
-  if (error instanceof Error && error.name === 'AbortError') {
-    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} did not answer ${what} in time`, details);
-  }
-  if (isRestError(error) && (status === undefined || status === 408 || status === 429 || status >= 500)) {
-    const why = status === undefined ? (serviceCode ?? 'network error') : `HTTP ${status}`;
-    return new StateError('STATE_UNAVAILABLE', `Table Storage at ${host} is unavailable (${why}) for ${what}${said}`, details);
-  }
-  if (status === 409 || status === 412) return new StateConflictError(`conflict in ${what} at ${host}${said}`, details);
-  const answer = status ? `: HTTP ${status}${serviceCode ? ` ${serviceCode}` : ''}` : '';
-  return new StateError('STATE_REQUEST_FAILED', `Table Storage at ${host} failed ${what}${answer}${said}`, details);
-}
