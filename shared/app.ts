@@ -25,7 +25,7 @@ import { ALERTS_KEY, decideAlerts, nextAlertState, type AlertState } from './not
 /** An operator's "run now": the next heartbeat starts a cycle whatever the interval says. */
 export const RUN_NOW_KEY = 'runNow';
 import { sleep } from './http/retry';
-import { buildStatus, isLive, nextRunAt, type StatusDocument } from './status';
+import { buildStatus, nextRunAt, type StatusDocument } from './status';
 
 export interface App {
   settings: Settings;
@@ -184,11 +184,8 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     runCycle: run,
     async beat(trigger) {
       const now = new Date();
+      // Whether a cycle runs elsewhere is the run lease's to say (below), not a heartbeat's age.
       const cycles = await store.listCycles(10);
-      if (cycles.some((c) => !c.dryRun && isLive(c, now))) {
-        logger.info('a cycle is already running; this beat does nothing');
-        return null;
-      }
       const [guard, runNow, quarantine] = await Promise.all([
         store.getMeta<GuardState>(GUARD_KEY),
         store.getMeta<{ requestedAt: string; by: string }>(RUN_NOW_KEY),

@@ -568,11 +568,13 @@ async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canS
 }
 
 /** Marks cycles left `running` by a process that died as failed, so status never shows a ghost. */
-async function closeInterruptedCycles(deps: CycleDeps, recent: CycleRecord[], at: Date): Promise<void> {
+async function closeInterruptedCycles(deps: CycleDeps, recent: CycleRecord[], _at: Date): Promise<void> {
+  // A real cycle runs only under the run lease, which this cycle now holds: any other record
+  // still `running` belongs to a process that died or lost the lease. (One that lost it may still
+  // write its own final record later; that record is the truth and replaces this one.)
   for (const c of recent) {
     if (c.result !== 'running') continue;
     const beatAt = Date.parse(c.heartbeatAt ?? c.startedAt);
-    if (at.getTime() - beatAt < HEARTBEAT_STALE_MS) continue;
     c.result = 'failed';
     c.finishedAt = new Date(beatAt).toISOString();
     c.error = { code: 'CYCLE_INTERRUPTED', message: 'the process running this cycle stopped before it finished; the next cycle picked up the remaining work' };

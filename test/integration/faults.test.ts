@@ -404,12 +404,9 @@ describe('fault injection through real cycles', () => {
     expect(m.wrongDeactivations).toBe(0);
   });
 
-  // KNOWN BUG (for the lead): the killed cycle's record stays `running` with a fresh heartbeat,
-  // and nothing closes it before HEARTBEAT_STALE_MS (2 min; shared/sync/cycle.ts
-  // closeInterruptedCycles, shared/status.ts isLive) — although the resumed cycle took the lease
-  // from the dead holder and finished. Until then status shows the dead cycle as in progress
-  // (currentCycle, nextRunAt null) and a due heartbeat does nothing ("a cycle is already running").
-  it.fails('6b. after a kill -9 and a resumed cycle that finished, status shows no cycle in progress', async () => {
+  // The resumed cycle holds the lease, so it closes the killed cycle's `running` record at once
+  // (it used to wait for the heartbeat to go stale, showing a ghost cycle for 2 minutes).
+  it('6b. after a kill -9 and a resumed cycle that finished, status shows no cycle in progress', async () => {
     const w = await world(sampleTenant({ users: 30, groups: 2 }), { latencyMs: 40 });
     const killed = await runCli(['sync'], w.env, {
       onStart: (child) => {
