@@ -154,13 +154,14 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
    */
-  const run = async (cycleOptions: CycleOptions & { waitMs?: number }): Promise<CycleReport> => {
+  const run = async (cycleOptions: CycleOptions & { waitMs?: number; onLeased?: () => Promise<void> }): Promise<CycleReport> => {
     if (cycleOptions.dryRun) return runCycle(deps, cycleOptions);
     const deadline = Date.now() + (cycleOptions.waitMs ?? 0);
     for (;;) {
       try {
         const lease = await acquireLease(store, { purpose: `${cycleOptions.trigger} cycle`, logger });
         try {
+          await cycleOptions.onLeased?.();
           const report = await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
           await evaluateAlerts();
           return report;
@@ -200,18 +201,18 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
       const scheduled = quarantine ? new Date(Math.max(nextRunAt(cycles, settings.syncIntervalMinutes, now).getTime(), Date.parse(quarantine.value.nextAttemptAt))) : nextRunAt(cycles, settings.syncIntervalMinutes, now);
       // A cycle cut by its time budget is continued at once; an allowance or "run now" too.
       const lastReal = cycles.find((c) => !c.dryRun && c.result !== 'running');
-      const due = guard?.value.allowance || runNow || lastReal?.budgetReached ? now : scheduled;
+      // An allowance makes a cycle due once: not again if a cycle has run since it was granted.
+      const allowancePending = guard?.value.allowance && !cycles.some((c) => !c.dryRun && c.startedAt > guard.value.allowance!.grantedAt);
+      const due = allowancePending || runNow || lastReal?.budgetReached ? now : scheduled;
       if (due.getTime() > now.getTime()) {
         logger.debug(`no cycle due until ${due.toISOString()}`);
         await alertsBetweenCycles();
         return null;
       }
       try {
-        if (runNow) {
-          logger.info(`running now, as asked by ${runNow.value.by} at ${runNow.value.requestedAt}`);
-          await store.deleteMeta(RUN_NOW_KEY, runNow.etag).catch(() => undefined);
-        }
-        return await run({ trigger });
+        if (runNow) logger.info(`running now, as asked by ${runNow.value.by} at ${runNow.value.requestedAt}`);
+        // "Run now" is used up only once this beat holds the lease: if another cycle runs, it stays.
+        return await run({ trigger, onLeased: runNow ? () => store.deleteMeta(RUN_NOW_KEY, runNow.etag).catch(() => undefined) : undefined });
       } catch (err) {
         if (!(err instanceof LeaseHeldError)) throw err;
         logger.info(`a cycle is already running elsewhere; this beat does nothing (${err.message})`);

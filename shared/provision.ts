@@ -156,6 +156,10 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     if (dryRun) return { status: action.kind === 'fail' ? 'failure' : 'skipped', detail: `would ${action.kind}${'reason' in action ? `: ${action.reason}` : ''} (dry run: nothing written)` };
     if (action.kind === 'fail') return { status: 'failure', detail: `${action.code}: ${action.reason}` };
     if (action.kind === 'skip') return { status: action.warning ? 'warning' : 'skipped', detail: action.reason };
+    const makesInactive = (action.kind === 'disable' || action.kind === 'link' || action.kind === 'update') && action.patch.active === false;
+    if (makesInactive && owner === null) {
+      return { status: 'warning', detail: 'deactivation held back: the account that owns the TeamViewer token could not be identified (grant the token "Account management: view account data")' };
+    }
     const lease = await acquireLease(deps.store, { purpose: 'provision on demand', logger: deps.logger });
     try {
       const report = await applyAction(action, link, { entra: deps.entra, teamViewer: deps.teamViewer, state: deps.store, logger: deps.logger, concurrency: 1 }, () => new Date());

@@ -102,7 +102,9 @@ export function buildStatus(
     healthReason = `the last cycle (${last.id}) succeeded`;
   } else if (last.result === 'partial') {
     health = 'degraded';
-    healthReason = `the last cycle (${last.id}) finished with ${last.counts.failed} failed user${last.counts.failed === 1 ? '' : 's'}`;
+    healthReason = last.counts.failed > 0
+      ? `the last cycle (${last.id}) finished with ${last.counts.failed} failed user${last.counts.failed === 1 ? '' : 's'}`
+      : `the last cycle (${last.id}) left work undone: deactivations are held back while the account that owns the TeamViewer token cannot be identified`;
   } else {
     health = 'degraded';
     healthReason = `the last cycle (${last.id}) failed: ${last.error?.message ?? 'interrupted'}` + (lastSucceeded ? `; last success ${lastSucceeded.finishedAt}` : '; no cycle has succeeded yet');

@@ -92,7 +92,8 @@ export function decideAlerts(state: AlertState, facts: AlertFacts): AlertDecisio
   if (!q && anchor && (!lastSuccess || finished[0] !== lastSuccess)) {
     const missed = Math.floor((facts.now.getTime() - Date.parse(anchor)) / (facts.intervalMinutes * 60_000));
     if (missed >= facts.alertAfterMissedCycles) {
-      const key = `outage:${anchor}`;
+      // Keyed by the last success (or "never"), not by a time that moves with the window of cycles.
+      const key = `outage:${lastSuccess?.id ?? 'never'}`;
       active.push(key);
       if (!state.sent[key]) {
         const lastError = finished[0]?.error ?? null;
@@ -122,7 +123,9 @@ export function decideAlerts(state: AlertState, facts: AlertFacts): AlertDecisio
  */
 export function nextAlertState(state: AlertState, decision: AlertDecision, delivered: string[], recoveryDelivered: boolean, now: Date): AlertState {
   if (decision.recovery) return recoveryDelivered ? { sent: {} } : state;
-  const sent: Record<string, string> = {};
+  // Until every due email went out, keep what was sent before: a reason change whose email failed
+  // must still read as a change next time, and the eventual recovery must know it owes one.
+  const sent: Record<string, string> = decision.due.every((d) => delivered.includes(d.key)) ? {} : { ...state.sent };
   for (const key of decision.active) {
     if (state.sent[key]) sent[key] = state.sent[key];
     else if (delivered.includes(key)) sent[key] = now.toISOString();

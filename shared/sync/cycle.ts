@@ -282,11 +282,6 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const deleted = unseen.length > 0 ? await deps.entra.readDeletedUserIds(unseen) : new Set<string>();
     const goneReasons = new Map([...deleted].map((id) => [id, 'deleted in Entra ID (soft-deleted: restorable for 30 days)']));
     const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions, goneReasons });
-    if (ownerUnknown) {
-      result.actions = result.actions.map((a): Action => deactivates(a)
-        ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
-        : a);
-    }
     // The accidental-deletion guard: hold every deactivation back when there are too many, or
     // when the read looks suspiciously small; an admin's allowance releases them for this cycle.
     const deactivating = new Set(result.actions.filter(deactivates));
@@ -294,8 +289,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       { deactivations: deactivating.size, managed: links.filter((l) => l.teamViewerId).length, imported: users.length, previousImported: guardState.baselineImported },
       deps.guard ?? DEFAULT_GUARD,
     );
-    const allowance = guardState.allowance;
-    const staged = decision.hold && !allowance ? deactivating : new Set<Action>();
+    // Without the token owner nothing is deactivated, and the guard's state (staged batch,
+    // allowance, drop baseline) is left exactly as it was: this cycle decided nothing about it.
+    const allowance = ownerUnknown ? null : guardState.allowance;
+    const staged = decision.hold && !allowance && !ownerUnknown ? deactivating : new Set<Action>();
     const nextGuard: GuardState = {
       staged: staged.size > 0 && decision.hold
         ? {
@@ -324,7 +321,14 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         log.warn('the deactivation guard changed during the cycle; the next cycle re-reads it', { cycleId });
       }
     };
-    if (JSON.stringify(nextGuard) !== JSON.stringify(guardState)) await saveGuard(nextGuard);
+    if (ownerUnknown) {
+      result.actions = result.actions.map((a): Action => deactivates(a)
+        ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
+        : a);
+    } else if (JSON.stringify(nextGuard) !== JSON.stringify(guardState)) {
+      await saveGuard(nextGuard);
+    }
+    const heldForOwner = ownerUnknown ? deactivating.size : 0;
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
@@ -334,6 +338,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
     let abort: { code: string; message: string } | null = null;
     let budgetReached = false;
+    // The budget counts from the start of applying: reading a large tenant must never leave no
+    // time to apply anything (a continuation would re-read and stop again, forever).
+    const applyStarted = Date.now();
     // Provisioning logs: one record per user change, written in batches as work completes.
     let logBuffer: ProvisioningLogRecord[] = [];
     const flushLogs = async () => {
@@ -344,7 +351,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     };
     await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
       const actionStarted = Date.now();
-      if (!abort && !budgetReached && deps.timeBudgetSeconds && Date.now() - startedAt.getTime() > deps.timeBudgetSeconds * 1000 && !dryRun) {
+      if (!abort && !budgetReached && deps.timeBudgetSeconds && Date.now() - applyStarted > deps.timeBudgetSeconds * 1000 && !dryRun) {
         budgetReached = true;
         record.budgetReached = true;
         log.warn(`cycle ${cycleId} reached its time budget (${deps.timeBudgetSeconds} s); the next heartbeat continues it`, { cycleId });
@@ -386,7 +393,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     // An escrow lives only while its user still has a change to make: one whose user needs nothing
     // any more (fixed by hand, left scope) is dropped, so it cannot hold up quiet cycles forever.
     if (!dryRun && !abort) {
-      const pending = new Set(result.actions.map((a) => a.entraId));
+      const pending = new Set(result.actions.filter((a) => a.kind !== 'skip').map((a) => a.entraId));
       for (const id of escrows.keys()) if (!pending.has(id)) await deps.state.deleteEscrow(id).catch(() => undefined);
     }
     const failed = record.counts.failed;
@@ -394,7 +401,10 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     if (abort) record.error = abort;
     if (delta && !abort) await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag).catch((err) => log.warn('could not save the delta watermark; the next cycle reads everything', { cycleId, error: errorInfo(err).message }));
     // An allowance is used up by the cycle that applied it (a failed one keeps it for the next).
-    if (allowance && !abort && nextGuard.allowance) await saveGuard({ ...nextGuard, allowance: null });
+    const releasedAll = [...deactivating].every((a) => reports.some((r) => r.entraId === a.entraId && r.status === 'success'));
+    if (allowance && !abort && !budgetReached && releasedAll && nextGuard.allowance) await saveGuard({ ...nextGuard, allowance: null });
+    // Deactivations held for want of the token owner are work not done: say so (and no quiet shortcut next time).
+    if (heldForOwner > 0 && record.result === 'succeeded') record.result = 'partial';
   } catch (err) {
     if (err instanceof NothingChanged) {
       // The shortcut above finished the cycle.
@@ -755,6 +765,12 @@ async function applyCreate(
       throw err;
     }
     const match = found[0];
+    // One TeamViewer user, one Entra user: never take over a user another link already holds.
+    const holder = (await deps.state.listLinks()).find((l) => l.teamViewerId === match.id && l.entraId !== action.entraId);
+    if (holder) {
+      await deps.state.deleteLink(action.entraId).catch(() => undefined);
+      throw Object.assign(new Error(`TeamViewer user ${match.id} "${match.userName}" is already linked to another Entra user (${holder.entraId}); not linked twice`), { code: 'USERNAME_CONFLICT' });
+    }
     deps.logger.debug(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
     await deps.state.putLink(linkFor(match));
     const { patch } = diff(action.desired, match);

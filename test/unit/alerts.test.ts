@@ -60,6 +60,26 @@ describe('failure emails: one per reason, one recovery per recovery', () => {
     expect(evaluate(empty, facts({ cycles: cycles as CycleRecord[] })).kinds).toEqual(expected);
   });
 
+  it('a long outage sends one email, however many cycles slide through the window', () => {
+    let state = empty;
+    let sent = 0;
+    for (let n = 3; n <= 40; n++) {
+      const cycles = Array.from({ length: Math.min(n, 20) }, (_, i) => cycle(10 + 40 * i, 'failed'));
+      const r = evaluate(state, facts({ cycles }));
+      sent += r.kinds.length;
+      state = r.state;
+    }
+    expect(sent).toBe(1);
+  });
+
+  it('a reason change whose email failed is still a change next time, and the recovery is still owed', () => {
+    const entered = evaluate(empty, facts({ quarantine: q('Unauthorized') })).state;
+    const failedChange = evaluate(entered, facts({ quarantine: q('Forbidden') }), false);
+    expect(failedChange.kinds).toEqual(['quarantine-reason-changed']);
+    expect(evaluate(failedChange.state, facts({ quarantine: q('Forbidden') })).kinds).toEqual(['quarantine-reason-changed']);
+    expect(evaluate(failedChange.state, facts()).kinds).toEqual(['recovered']);
+  });
+
   it('in quarantine, no second email about the same trouble as an outage', () => {
     expect(evaluate(empty, facts({ quarantine: q('Unauthorized'), cycles: [cycle(10, 'failed'), cycle(300, 'failed')] })).kinds).toEqual(['quarantine-entered']);
   });
