@@ -4,44 +4,16 @@
  * size; any change leads to a full read; an expired delta token or a new configuration is a new
  * initial cycle; a delta cycle ends where a fresh initial cycle on the same tenant ends.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../shared/app';
-import { loadSettings } from '../../shared/config';
-import { memoryLogger } from '../../shared/log';
-import type { CycleReport } from '../../shared/sync/cycle';
-import { startIdentityEmulator, type IdentityEmulator } from '../emulators/identity';
-import { startAzurite } from '../support/azurite';
+import { describe, expect, it } from 'vitest';
 import { sampleTenant, userId } from '../support/tenant';
-import { startWorld, type World } from '../support/world';
+import { inProcess } from '../support/in-process';
+import type { World } from '../support/world';
 
-let storage: Awaited<ReturnType<typeof startAzurite>>;
-let identity: IdentityEmulator;
-const worlds: World[] = [];
-const savedEnv = { ...process.env };
-
-beforeAll(async () => {
-  [storage, identity] = await Promise.all([startAzurite(), startIdentityEmulator()]);
-});
-afterEach(async () => {
-  await Promise.all(worlds.splice(0).map((w) => w.close()));
-  process.env = { ...savedEnv };
-});
-afterAll(async () => {
-  await Promise.all([storage?.stop(), identity?.close()]);
-});
+const harness = inProcess();
+const { cycle } = harness;
 
 /** Graph's real page size for assignments ($top up to 999) unless a test wants small pages. */
-async function world(users: number, graphPageSize = 999): Promise<World> {
-  const w = await startWorld({ tenant: sampleTenant({ users, groups: 4 }), graphPageSize, identity, storageConnectionString: storage.connectionString });
-  worlds.push(w);
-  return w;
-}
-
-async function cycle(w: World, settings: Record<string, string> = {}): Promise<CycleReport> {
-  process.env = { ...savedEnv, ...w.env, ...settings };
-  const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
-  return app.runCycle({ trigger: 'cli' });
-}
+const world = (users: number, graphPageSize = 999): Promise<World> => harness.world({ tenant: sampleTenant({ users, groups: 4 }), graphPageSize });
 
 /** What TeamViewer holds, comparable across two worlds. */
 const tvState = (w: World) => w.teamViewer.users().filter((u) => u.createdBy === 'scim').map((u) => `${u.userName}|${u.displayName}|${u.active}`).sort();
@@ -135,10 +107,8 @@ describe('incremental cycles', () => {
   });
 
   it('When a cycle reaches its time budget, then it stops, status shows it in progress, and the next beats continue it to the end', async () => {
-    const w = await startWorld({ tenant: sampleTenant({ users: 60, groups: 2 }), identity, storageConnectionString: storage.connectionString, teamViewer: { latencyMs: 60 } });
-    worlds.push(w);
-    process.env = { ...savedEnv, ...w.env, CYCLE_TIME_BUDGET_SECONDS: '1', TEAMVIEWER_CONCURRENCY: '1' };
-    const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
+    const w = await harness.world({ tenant: sampleTenant({ users: 60, groups: 2 }), teamViewer: { latencyMs: 60 } });
+    const app = await harness.app(w, { CYCLE_TIME_BUDGET_SECONDS: '1', TEAMVIEWER_CONCURRENCY: '1' });
     const first = await app.beat('timer');
     expect(first?.counts.created).toBeGreaterThan(0);
     expect(first?.actions.some((a) => a.reason?.includes('time budget'))).toBe(true);

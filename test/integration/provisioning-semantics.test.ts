@@ -3,32 +3,14 @@
  * mappings, matching, deprovisioning), each through a real cycle: settings → DefaultAzureCredential
  * (managed identity emulator) → Graph emulator (https) → planner → TeamViewer emulator → Azurite.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../shared/app';
-import { loadSettings } from '../../shared/config';
-import { memoryLogger } from '../../shared/log';
-import type { CycleReport } from '../../shared/sync/cycle';
+import { describe, expect, it } from 'vitest';
 import type { EmulatedTenant } from '../emulators/graph';
-import { startIdentityEmulator, type IdentityEmulator } from '../emulators/identity';
-import { startAzurite } from '../support/azurite';
 import { DEFAULT_ROLE, groupId, SP_ID, USER_ROLE, userId } from '../support/tenant';
-import { startWorld, type World } from '../support/world';
+import { inProcess } from '../support/in-process';
+import type { World } from '../support/world';
 
-let storage: Awaited<ReturnType<typeof startAzurite>>;
-let identity: IdentityEmulator;
-const worlds: World[] = [];
-const savedEnv = { ...process.env };
-
-beforeAll(async () => {
-  [storage, identity] = await Promise.all([startAzurite(), startIdentityEmulator()]);
-});
-afterEach(async () => {
-  await Promise.all(worlds.splice(0).map((w) => w.close()));
-  process.env = { ...savedEnv };
-});
-afterAll(async () => {
-  await Promise.all([storage?.stop(), identity?.close()]);
-});
+const harness = inProcess();
+const { cycle } = harness;
 
 type Person = { n: number; upn?: string; enabled?: boolean; department?: string; extensionAttribute3?: string; givenName?: string | null; displayName?: string | null };
 
@@ -58,17 +40,8 @@ function tenant(people: Person[], groups: Array<{ n: number; members: Array<numb
   };
 }
 
-async function world(t: EmulatedTenant, options: Parameters<typeof startWorld>[0] = {}): Promise<World> {
-  const w = await startWorld({ tenant: t, graphPageSize: 5, ...options, identity, storageConnectionString: storage.connectionString });
-  worlds.push(w);
-  return w;
-}
-
-/** One cycle with the world's settings plus `settings`, exactly as the CLI or timer would run it. */
-async function cycle(w: World, settings: Record<string, string> = {}): Promise<CycleReport> {
-  process.env = { ...savedEnv, ...w.env, ...settings };
-  const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
-  return app.runCycle({ trigger: 'cli' });
+function world(t: EmulatedTenant, options: Parameters<typeof harness.world>[0] = {}): Promise<World> {
+  return harness.world({ tenant: t, graphPageSize: 5, ...options });
 }
 
 const tvUser = (w: World, n: number, upn = `user${n}@contoso.example`) => w.teamViewer.users().find((u) => u.userName.toLowerCase() === upn.toLowerCase());
@@ -321,8 +294,7 @@ describe('escrows', () => {
     expect(third.actions.find((a) => a.entraId === userId(2))).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^escrowed: failed 2 time\(s\).*TEAMVIEWER_CONFLICT.*next attempt/) });
     expect(w.teamViewer.requests.filter((r) => r.method === 'POST')).toEqual([]);
 
-    process.env = { ...savedEnv, ...w.env, ...settings };
-    const app = await createApp(loadSettings({ env: process.env, localSettingsDir: null }), { logger: memoryLogger() });
+    const app = await harness.app(w, settings);
     const doc = await app.status();
     expect(doc.escrows.count).toBe(1);
     expect(doc.escrows.users[0]).toMatchObject({ entraId: userId(2), attempts: 2, code: 'TEAMVIEWER_CONFLICT' });
