@@ -128,6 +128,9 @@ function readPage(raw: unknown, fail: (problem: string) => never): { totalResult
 }
 
 export class TeamViewerClient {
+  /** The last 401 answer and when it came (see attempt). */
+  private rejection: Error | null = null;
+  private rejectedAt = 0;
   private readonly scimBase: string;
   private readonly apiBase: string;
   private readonly token: string;
@@ -330,7 +333,8 @@ export class TeamViewerClient {
       userName: call.userName,
       secret: this.token,
     };
-    return this.pool.run(() => withRetry(() => this.attempt(call, ctx), {
+    const queuedAt = Date.now();
+    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, queuedAt), {
       maxRetries: this.maxRetries,
       baseDelayMs: this.baseDelayMs,
       maxDelayMs: this.maxDelayMs,
@@ -354,9 +358,13 @@ export class TeamViewerClient {
     }));
   }
 
-  private async attempt<T>(call: Call<T>, ctx: RequestContext): Promise<T> {
+  private async attempt<T>(call: Call<T>, ctx: RequestContext, queuedAt: number): Promise<T> {
     const pause = this.resumeAt - Date.now();
     if (pause > 0) await sleep(pause);
+    // Once TeamViewer has rejected the token, calls that were already queued when the answer came
+    // are not sent with it: a revoked token stops writes at once, not after the queue drains.
+    // Calls made after it (a later cycle, a retry by an operator) go out as usual.
+    if (this.rejection && queuedAt <= this.rejectedAt) throw this.rejection;
     this.counters.requests++;
     const url = `${call.webApi ? this.apiBase : this.scimBase}${call.path}${call.query ? `?${call.query}` : ''}`;
     let status: number;
@@ -384,6 +392,10 @@ export class TeamViewerClient {
     if (status < 200 || status > 299) {
       const error = errorFromResponse(ctx, { status, bodyText: text, retryAfterSeconds: parseRetryAfter(retryAfter) });
       if (error.code === 'TEAMVIEWER_THROTTLED') this.counters.throttled++;
+      if (error.code === 'TEAMVIEWER_UNAUTHORIZED') {
+        this.rejection = error;
+        this.rejectedAt = Date.now();
+      }
       throw error;
     }
     const fail = (problem: string): never => {

@@ -172,6 +172,16 @@ describe('TeamViewerClient against the emulator', () => {
       expect(wrong.stats).toMatchObject({ requests: 1, retries: 0 });
     });
 
+    it('after a 401, calls already queued are not sent with the rejected token; later calls are', async () => {
+      const revoked = new TeamViewerClient({ baseUrl: em.url, token: 'revoked-token-0001', baseDelayMs: 5, concurrency: 1 });
+      em.resetRequests();
+      const queued = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => revoked.createUser({ userName: `queued${i}@contoso.com`, displayName: `Queued ${i}`, active: true })));
+      expect(queued.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'TEAMVIEWER_UNAUTHORIZED')).toBe(true);
+      expect(em.requests).toHaveLength(1);
+      await failure(revoked.listUsers());
+      expect(em.requests).toHaveLength(2);
+    });
+
     it('TEAMVIEWER_FORBIDDEN for a 403 that is not a rate limit (a missing permission)', async () => {
       em.inject({ kind: 'status', status: 403, times: 1 });
       const error = await failure(tv.createUser({ userName: 'noperm@contoso.com', displayName: 'No Perm', active: true }));
