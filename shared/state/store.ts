@@ -96,26 +96,27 @@ export class StateStore {
     await this.deleteRow('deleteLink', this.links, LINK_PARTITION, this.rowKey(entraId, 'entraId'));
   }
 
-  // ---- escrows (users whose change keeps failing), in the Links table's own partition ----
+  // ---- escrows (users whose change keeps failing), in the small Meta table's own partition ----
+  // (not beside the links: every quiet cycle lists them, and that must not cost a large table read)
 
   async listEscrows(): Promise<Escrow[]> {
-    const rows = await this.listAll(this.links, ESCROW_PARTITION);
+    const rows = await this.listAll(this.meta, ESCROW_PARTITION);
     return rows.map((row) => {
       try {
         return JSON.parse(String(row.value)) as Escrow;
       } catch {
-        throw corrupt(this.links.tableName, row, 'the escrow is not JSON');
+        throw corrupt(this.meta.tableName, row, 'the escrow is not JSON');
       }
     });
   }
 
   async putEscrow(escrow: Escrow): Promise<void> {
-    const entity = this.checked(this.links, { partitionKey: ESCROW_PARTITION, rowKey: this.rowKey(escrow.entraId, 'entraId'), value: JSON.stringify(escrow) });
-    await this.call('putEscrow', this.links, entity.rowKey, () => this.links.upsertEntity(entity, 'Replace'));
+    const entity = this.checked(this.meta, { partitionKey: ESCROW_PARTITION, rowKey: this.rowKey(escrow.entraId, 'entraId'), value: JSON.stringify(escrow) });
+    await this.call('putEscrow', this.meta, entity.rowKey, () => this.meta.upsertEntity(entity, 'Replace'));
   }
 
   async deleteEscrow(entraId: string): Promise<void> {
-    await this.deleteRow('deleteEscrow', this.links, ESCROW_PARTITION, this.rowKey(entraId, 'entraId'));
+    await this.deleteRow('deleteEscrow', this.meta, ESCROW_PARTITION, this.rowKey(entraId, 'entraId'));
   }
 
   // ---- cycles ----
