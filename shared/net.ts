@@ -4,7 +4,7 @@ import net from 'node:net';
 /** True for localhost, 127.0.0.0/8 and ::1: the only hosts plain http may reach. */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (host === 'localhost') return true;
   if (net.isIPv4(host)) return host.startsWith('127.');
   if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1';
   return false;

@@ -18,6 +18,7 @@ import {
 } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import { registerSecret } from '../log';
+import { isLoopbackHost } from '../net';
 import { StateError } from './errors';
 
 export type StorageTarget =
@@ -154,7 +155,7 @@ function checkEndpoint(raw: string, what: string): URL {
   if (url.protocol !== 'http:') {
     throw new StateError('STATE_CONFIG', `the storage ${what} must be https (got ${url.protocol})`, { host: url.host });
   }
-  if (!isLoopback(url.hostname)) {
+  if (!isLoopbackHost(url.hostname)) {
     throw new StateError(
       'STATE_INSECURE_ENDPOINT',
       `refusing plain http to ${url.host}: state goes over https, or http only to a loopback address (127.0.0.0/8, ::1, localhost)`,
@@ -162,9 +163,4 @@ function checkEndpoint(raw: string, what: string): URL {
     );
   }
   return url;
-}
-
-function isLoopback(hostname: string): boolean {
-  // URL has already normalised the forms (127.1 → 127.0.0.1, [0:0::1] → [::1], case).
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
