@@ -14,7 +14,7 @@ import { applyAction, type ActionReport } from './sync/cycle';
 import { acquireLease } from './sync/lease';
 import { attributesNeeded, mapUser, type DesiredUser, type SyncConfig } from './sync/mapping';
 import type { AssignedUser, TeamViewerUser } from './sync/model';
-import { plan } from './sync/planner';
+import { deactivates, plan } from './sync/planner';
 
 export type StepName = 'connection test' | 'import' | 'scope evaluation' | 'matching' | 'action';
 
@@ -156,8 +156,7 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     if (dryRun) return { status: action.kind === 'fail' ? 'failure' : 'skipped', detail: `would ${action.kind}${'reason' in action ? `: ${action.reason}` : ''} (dry run: nothing written)` };
     if (action.kind === 'fail') return { status: 'failure', detail: `${action.code}: ${action.reason}` };
     if (action.kind === 'skip') return { status: action.warning ? 'warning' : 'skipped', detail: action.reason };
-    const makesInactive = (action.kind === 'disable' || action.kind === 'link' || action.kind === 'update') && action.patch.active === false;
-    if (makesInactive && owner === null) {
+    if (deactivates(action) && owner === null) {
       return { status: 'warning', detail: 'deactivation held back: the account that owns the TeamViewer token could not be identified (grant the token "Account management: view account data")' };
     }
     const lease = await acquireLease(deps.store, { purpose: 'provision on demand', logger: deps.logger });

@@ -19,7 +19,7 @@ import type { Logger } from '../log';
 import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
-import { plan, type Action, type ActionKind } from './planner';
+import { deactivates, plan, type Action, type ActionKind } from './planner';
 import { DEFAULT_QUARANTINE, describeQuarantine, nextQuarantine, QUARANTINE_KEY, type Quarantine, type QuarantineSettings } from './quarantine';
 import { logRecordFromAction, type ProvisioningLogRecord } from '../state/logs';
 import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from './watermark';
@@ -147,8 +147,7 @@ function isFatal(action: Action, code: string): boolean {
   return code === 'TEAMVIEWER_UNAUTHORIZED' || (code === 'TEAMVIEWER_FORBIDDEN' && action.kind === 'create');
 }
 
-/** Does this action make a TeamViewer user inactive? */
-const deactivates = (a: Action) => (a.kind === 'disable' || a.kind === 'link' || a.kind === 'update') && a.patch.active === false;
+
 
 export class CycleAbortedError extends Error {
   constructor(readonly code: string, message: string) {

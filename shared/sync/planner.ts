@@ -35,6 +35,9 @@ export type Action =
 
 export type ActionKind = Action['kind'];
 
+/** Does this action make a TeamViewer user inactive? (What the guard and the owner check count.) */
+export const deactivates = (a: Action): boolean => (a.kind === 'disable' || a.kind === 'link' || a.kind === 'update') && a.patch.active === false;
+
 export interface PlanInput {
   /** Every user read from Entra for the app (entitled or not). */
   users: DesiredUser[];
