@@ -137,6 +137,10 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     }
   };
 
+  const requestRun = async (by: string): Promise<void> => {
+    await store.putMeta(RUN_NOW_KEY, { requestedAt: new Date().toISOString(), by });
+  };
+
   /** At a heartbeat with no cycle: evaluate the emails if no cycle holds the lease (it will, at its end). */
   const alertsBetweenCycles = async () => {
     if (!notifier) return;
@@ -233,7 +237,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         await store.deleteMeta(GUARD_KEY);
         await store.deleteMeta(QUARANTINE_KEY);
         // Like Entra's restart, the new initial cycle starts at the next heartbeat.
-        await store.putMeta(RUN_NOW_KEY, { requestedAt: new Date().toISOString(), by });
+        await requestRun(by);
         for (const escrow of await store.listEscrows()) await store.deleteEscrow(escrow.entraId);
         let droppedLinks = 0;
         if (full) {
@@ -248,9 +252,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         await lease.release();
       }
     },
-    async requestRun(by) {
-      await store.putMeta(RUN_NOW_KEY, { requestedAt: new Date().toISOString(), by });
-    },
+    requestRun,
     async allowDeactivations(by) {
       // Conditional write: a cycle finishing at the same moment must not lose the allowance.
       for (let attempt = 0; attempt < 3; attempt++) {
