@@ -128,9 +128,11 @@ function readPage(raw: unknown, fail: (problem: string) => never): { totalResult
 }
 
 export class TeamViewerClient {
-  /** The last 401 answer and when it came (see attempt). */
+  /** The last 401 answer, and the number of the last call made before it came (see attempt). */
   private rejection: Error | null = null;
-  private rejectedAt = 0;
+  private rejectedUpTo = 0;
+  /** Calls are numbered as they are made: an order, unlike clock time, has no ties. */
+  private callCount = 0;
   private readonly scimBase: string;
   private readonly apiBase: string;
   private readonly token: string;
@@ -333,8 +335,8 @@ export class TeamViewerClient {
       userName: call.userName,
       secret: this.token,
     };
-    const queuedAt = Date.now();
-    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, queuedAt), {
+    const callNumber = ++this.callCount;
+    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, callNumber), {
       maxRetries: this.maxRetries,
       baseDelayMs: this.baseDelayMs,
       maxDelayMs: this.maxDelayMs,
@@ -358,13 +360,13 @@ export class TeamViewerClient {
     }));
   }
 
-  private async attempt<T>(call: Call<T>, ctx: RequestContext, queuedAt: number): Promise<T> {
+  private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number): Promise<T> {
     const pause = this.resumeAt - Date.now();
     if (pause > 0) await sleep(pause);
     // Once TeamViewer has rejected the token, calls that were already queued when the answer came
     // are not sent with it: a revoked token stops writes at once, not after the queue drains.
     // Calls made after it (a later cycle, a retry by an operator) go out as usual.
-    if (this.rejection && queuedAt <= this.rejectedAt) throw this.rejection;
+    if (this.rejection && callNumber <= this.rejectedUpTo) throw this.rejection;
     this.counters.requests++;
     const url = `${call.webApi ? this.apiBase : this.scimBase}${call.path}${call.query ? `?${call.query}` : ''}`;
     let status: number;
@@ -394,7 +396,7 @@ export class TeamViewerClient {
       if (error.code === 'TEAMVIEWER_THROTTLED') this.counters.throttled++;
       if (error.code === 'TEAMVIEWER_UNAUTHORIZED') {
         this.rejection = error;
-        this.rejectedAt = Date.now();
+        this.rejectedUpTo = this.callCount;
       }
       throw error;
     }
