@@ -114,7 +114,10 @@ export async function allowStaged(state: GuardStore, by: string, logger: Logger,
       setId = value.allowance.setId;
       count = value.allowance.count ?? staged.count;
     }
-    const next: GuardState = { ...value, allowance: { grantedAt: now().toISOString(), by, setId, count, stagedSetId: staged.setId } };
+    const next: GuardState = {
+      ...value,
+      allowance: { grantedAt: now().toISOString(), by, setId, count, stagedSetId: staged.setId, ...(staged.inScope !== undefined ? { reviewedInScope: staged.inScope } : {}) },
+    };
     try {
       await commitGuard(state, { previous: value, next, etag, newSet }, logger);
       logger.warn(`deactivations allowed by ${by}: ${staged.count} held back since ${staged.since}${count > staged.count ? ` (and ${count - staged.count} allowed earlier, not yet applied)` : ''} will be applied by the next cycle`);

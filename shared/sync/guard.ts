@@ -12,11 +12,13 @@
  *   tenant size, and a read with no user in scope holds whenever the baseline had one.
  * - An allowance releases exactly the users it names: the Entra object ids of the staged set an
  *   admin allowed, stored whole (not a sample). Every other deactivation is judged again, and only
- *   those count towards the threshold; a suspicious read still holds them.
+ *   those count towards the threshold; a suspicious read still holds them — measured against the
+ *   read the admin reviewed, which allowing accepted as real.
  * - An allowance is used up by the cycle that applied every deactivation it released; until then it
  *   is kept, so a deactivation that failed is retried under it.
- * - The drop baseline moves only with a read that was not held as suspicious. Nothing but a cycle
- *   writes it: restart (plain or full) keeps the baseline, the staged set and the allowance.
+ * - The drop baseline moves only with a read that was not held as suspicious, or to the read an
+ *   admin accepted by allowing its batch. Nothing but a cycle writes it: restart (plain or full)
+ *   keeps the baseline, the staged set and the allowance.
  * - Staging never loses a deactivation: the next cycle plans it again from Entra and state.
  */
 
@@ -134,6 +136,8 @@ export interface StagedDeactivations {
   sample: HeldUser[];
   /** Held for the first time by that cycle (not held by the one before). Absent on older rows. */
   newlyHeld?: number;
+  /** Users in scope in that cycle's read: what an admin who allows the batch accepts as real. */
+  inScope?: number;
   /** The id set holding every held user's Entra object id. Absent on rows of older versions. */
   setId?: string;
 }
@@ -147,6 +151,11 @@ export interface Allowance {
   count?: number;
   /** The staged set it was granted for (its set also holds users of an earlier allowance not yet applied). */
   stagedSetId?: string;
+  /**
+   * Users in scope in the read that held the allowed batch: by allowing it, the admin accepted that
+   * read as real, so the deactivations the allowance does not cover are judged against it.
+   */
+  reviewedInScope?: number;
 }
 
 /** The last allowance a cycle used up: what status and the email report. */
@@ -227,11 +236,12 @@ export function judge(input: JudgeInput): Judgement {
     if (allowance && input.allowedIds.has(id)) released.add(id);
     else judged.push(d);
   }
-  const legacyBaseline = state.baselineInScope == null && state.baselineImported != null;
+  const reviewed = allowance?.reviewedInScope;
+  const legacyBaseline = reviewed === undefined && state.baselineInScope == null && state.baselineImported != null;
   const decision = evaluateGuard(
     legacyBaseline
       ? { deactivations: judged.length, managed: input.managed, inScope: input.imported, baseline: state.baselineImported ?? null, measure: 'read' }
-      : { deactivations: judged.length, managed: input.managed, inScope: input.inScope, baseline: state.baselineInScope ?? null },
+      : { deactivations: judged.length, managed: input.managed, inScope: input.inScope, baseline: reviewed ?? state.baselineInScope ?? null },
     input.settings,
   );
   const held = new Set(decision.hold ? judged.map((d) => d.entraId.toLowerCase()) : []);
@@ -253,6 +263,7 @@ export function judge(input: JudgeInput): Judgement {
       cycleId: input.cycleId,
       sample: judged.slice(0, SAMPLE_SIZE),
       newlyHeld: [...held].filter((id) => !input.stagedIds?.has(id)).length,
+      inScope: input.inScope,
       setId,
     };
   }
@@ -261,7 +272,7 @@ export function judge(input: JudgeInput): Judgement {
     staged,
     allowance,
     ...(keepBaseline
-      ? { baselineInScope: state.baselineInScope ?? null, ...(legacyBaseline ? { baselineImported: state.baselineImported } : {}) }
+      ? { baselineInScope: reviewed ?? state.baselineInScope ?? null, ...(legacyBaseline ? { baselineImported: state.baselineImported } : {}) }
       : { baselineInScope: input.inScope }),
     lastRelease: state.lastRelease ?? null,
   };
