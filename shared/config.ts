@@ -172,7 +172,7 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     name: 'SUSPICIOUS_DROP_PERCENT',
     required: false,
     default: '25',
-    description: 'When Entra returns this percentage fewer users in scope than the last good read, or more, deactivations are held back as a suspicious read; a drop of under 10 users needs half. 0 turns the check off (a read with no user in scope is still held).',
+    description: 'When Entra returns this percentage fewer users in scope than the last good read, or more, deactivations are held back as a suspicious read; a drop of under 10 users needs half, and a read with no user in scope always holds. 0 turns the check off.',
     example: '25',
   },
   {

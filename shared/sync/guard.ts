@@ -8,8 +8,9 @@
  * - Decisions are pure: counts in, decision out (evaluateGuard); state in, state out (judge,
  *   consumeAllowance). The cycle applies them; shared/sync/guard-state.ts stores them.
  * - A suspicious read is measured on users in scope (entitled), against the last read that was not
- *   held as suspicious. With the defaults, a read that returns half or fewer of them holds at any
- *   tenant size, and a read with no user in scope holds whenever the baseline had one.
+ *   held as suspicious. With the check on (the default), a read that returns half or fewer of them
+ *   holds at any tenant size, and a read with no user in scope holds whenever the baseline had one.
+ *   SUSPICIOUS_DROP_PERCENT=0 turns all of it off, as the setting says.
  * - An allowance releases exactly the users it names: the Entra object ids of the staged set an
  *   admin allowed, stored whole (not a sample). Every other deactivation is judged again, and only
  *   those count towards the threshold; a suspicious read still holds them — measured against the
@@ -26,7 +27,7 @@ export type DeactivationThreshold = { kind: 'count'; value: number } | { kind: '
 
 export interface GuardSettings {
   threshold: DeactivationThreshold;
-  /** Hold deactivations when the users in scope drop by this share of the baseline or more (0 = off). */
+  /** Hold deactivations when the users in scope drop by this share of the baseline or more (0 = no suspicious-read check). */
   suspiciousDropPercent: number;
 }
 
@@ -102,11 +103,11 @@ export function evaluateGuard(input: GuardInput, settings: GuardSettings): Guard
 /** Why this read looks short, or null when it does not. Integer arithmetic: the comparisons are exact. */
 function suspiciousRead(input: GuardInput, percent: number): string | null {
   const { inScope, baseline } = input;
-  if (baseline === null || baseline <= 0) return null;
+  if (percent <= 0 || baseline === null || baseline <= 0) return null;
   const users = input.measure === 'read' ? 'users' : 'users in scope';
   if (inScope === 0) return `Entra ID returned no ${users}, where the last good read had ${baseline}`;
   const dropped = baseline - inScope;
-  if (percent <= 0 || dropped <= 0) return null;
+  if (dropped <= 0) return null;
   const reaches = (p: number) => dropped * 100 >= p * baseline;
   if (!reaches(percent)) return null;
   if (dropped < MIN_SUSPICIOUS_DROP && !reaches(HALF_READ_PERCENT)) return null;

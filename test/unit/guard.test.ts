@@ -56,7 +56,8 @@ const defaults: Case[] = [
 
 const tuned: Case[] = [
   { name: 'SUSPICIOUS_DROP_PERCENT=0 and 90 % fewer users', input: { deactivations: 90, inScope: 10, baseline: 100 }, settings: { suspiciousDropPercent: 0 }, hold: false },
-  { name: 'SUSPICIOUS_DROP_PERCENT=0 and nobody in scope', input: { deactivations: 100, inScope: 0, baseline: 100 }, settings: { suspiciousDropPercent: 0 }, hold: 'SuspiciousRead' },
+  { name: 'SUSPICIOUS_DROP_PERCENT=0 and nobody in scope (the check is off)', input: { deactivations: 100, inScope: 0, baseline: 100 }, settings: { suspiciousDropPercent: 0 }, hold: false },
+  { name: 'SUSPICIOUS_DROP_PERCENT=99 and nobody in scope of 3', input: { deactivations: 3, inScope: 0, baseline: 3 }, settings: { suspiciousDropPercent: 99 }, hold: 'SuspiciousRead' },
   { name: 'SUSPICIOUS_DROP_PERCENT=80 and half of 4 users', input: { deactivations: 2, inScope: 2, baseline: 4 }, settings: { suspiciousDropPercent: 80 }, hold: false },
   { name: 'SUSPICIOUS_DROP_PERCENT=80 and 80 of 100 users gone', input: { deactivations: 80, inScope: 20, baseline: 100 }, settings: { suspiciousDropPercent: 80 }, hold: 'SuspiciousRead' },
   { name: 'SUSPICIOUS_DROP_PERCENT=10 and 10 of 100 users gone', input: { deactivations: 10, inScope: 90, baseline: 100 }, settings: { suspiciousDropPercent: 10 }, hold: 'SuspiciousRead' },
