@@ -18,7 +18,7 @@ import type { EmulatedTenant } from '../emulators/graph';
 import { startIdentityEmulator, type IdentityEmulator } from '../emulators/identity';
 import { startAzurite } from '../support/azurite';
 import { DEFAULT_ROLE, SP_ID, userId } from '../support/tenant';
-import { startWorld, type World } from '../support/world';
+import { runCli, startWorld, type World } from '../support/world';
 
 let storage: Awaited<ReturnType<typeof startAzurite>>;
 let identity: IdentityEmulator;
@@ -109,13 +109,14 @@ describe('issue 9: no deactivation an admin did not review', () => {
     await tvsync.runCycle({ trigger: 'cli' });
     keepAssigned(w, 1, 40);
     const held = await tvsync.runCycle({ trigger: 'cli' });
-    const restarted = await tvsync.restart({ full: false, by: 'test' });
+    const restarted = await runCli(['restart'], w.env);
     const afterRestart = await tvsync.status();
     const again = await tvsync.runCycle({ trigger: 'cli' });
     const status = await tvsync.status();
 
     expect(held.counts).toMatchObject({ staged: 60, disabled: 0 });
-    expect(restarted).toEqual({ full: false, rematching: 0, stagedKept: 60 });
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect(restarted.stdout).toMatch(/60 held-back deactivation\(s\) stay held/);
     expect(afterRestart.stagedDeactivations).toMatchObject({ count: 60, allowed: false });
     expect(again.kind).toBe('initial');
     expect(again.counts).toMatchObject({ staged: 60, disabled: 0 });
@@ -131,7 +132,7 @@ describe('issue 9: no deactivation an admin did not review', () => {
     await tvsync.runCycle({ trigger: 'cli' });
     keepAssigned(w, 1, 40);
     const held = await tvsync.runCycle({ trigger: 'cli' });
-    const restarted = await tvsync.restart({ full: true, by: 'test' });
+    const restarted = await runCli(['restart', '--full'], w.env);
     const rematched = await tvsync.runCycle({ trigger: 'cli' });
     const second = await tvsync.runCycle({ trigger: 'cli' });
     const inactiveBeforeAllow = inactive(w);
@@ -140,7 +141,9 @@ describe('issue 9: no deactivation an admin did not review', () => {
     const applied = await tvsync.runCycle({ trigger: 'cli' });
 
     expect(held.counts.staged).toBe(60);
-    expect(restarted).toEqual({ full: true, rematching: 100, stagedKept: 60 });
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect(restarted.stdout).toMatch(/100 link\(s\) will be matched again by userName .* none was dropped/);
+    expect(restarted.stdout).toMatch(/60 held-back deactivation\(s\) stay held/);
     expect(rematched.counts).toMatchObject({ linked: 40, created: 0, staged: 60, disabled: 0, failed: 0 });
     expect(second.counts).toMatchObject({ linked: 0, created: 0, staged: 60, disabled: 0, unchanged: 40 });
     expect(inactiveBeforeAllow).toEqual([]);
@@ -156,7 +159,7 @@ describe('issue 9: no deactivation an admin did not review', () => {
     const tvsync = await app(w);
     await tvsync.runCycle({ trigger: 'cli' });
     keepAssigned(w, 1, 97);
-    await tvsync.restart({ full: true, by: 'test' });
+    expect(await tvsync.restart({ full: true, by: 'test' })).toEqual({ full: true, rematching: 100, stagedKept: 0 });
     const cycle = await tvsync.runCycle({ trigger: 'cli' });
 
     expect(cycle.counts).toMatchObject({ disabled: 3, linked: 97, created: 0, staged: 0, failed: 0 });
@@ -203,6 +206,50 @@ describe('issue 9: no deactivation an admin did not review', () => {
     expect(next.counts).toMatchObject({ disabled: 62, staged: 0 });
     expect(inactive(w)).toEqual(people(39, 100));
     expect((await tvsync.status()).health).toBe('healthy');
+  });
+});
+
+describe('tvsync unlink: the narrow fix for a reused login', () => {
+  it('When a new person gets the login of one who left, then USERNAME_CONFLICT names "tvsync unlink", which shows first, drops only that link with --yes, and the next cycle links the TeamViewer user to the new person', async () => {
+    const w = await world(3);
+    const tvsync = await app(w);
+    await tvsync.runCycle({ trigger: 'cli' });
+    const original = managed(w).find((u) => u.userName === upn(1))!;
+    // Person 1 leaves; their account is deleted and the login goes to a new hire.
+    w.graph.hardDeleteUser(userId(1));
+    await tvsync.runCycle({ trigger: 'cli' });
+    w.graph.addUser({ id: userId(4), userPrincipalName: upn(1), displayName: 'New Hire', givenName: 'New', surname: 'Hire', mail: upn(1), accountEnabled: true });
+    w.graph.assign(userId(4), 'User');
+    const conflict = await tvsync.runCycle({ trigger: 'cli' });
+    const failure = conflict.actions.find((a) => a.entraId === userId(4));
+
+    const preview = await runCli(['unlink', upn(1)], w.env);
+    const linksAfterPreview = (await tvsync.store.listLinks()).length;
+    const dropped = await runCli(['unlink', upn(1), '--yes'], w.env);
+    const relinked = await tvsync.runCycle({ trigger: 'cli' });
+    const now = managed(w).find((u) => u.id === original.id)!;
+
+    expect(failure).toMatchObject({ status: 'failure', error: { code: 'USERNAME_CONFLICT' }, reason: expect.stringContaining(`run "tvsync unlink ${userId(1)}"`) });
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(preview.stdout).toMatch(new RegExp(`linked to TeamViewer user ${original.id} \\(inactive, userName ${upn(1).replace(/\./g, '\\.')}\\)`));
+    expect(preview.stdout).toMatch(/Nothing changed: run again with --yes/);
+    expect(linksAfterPreview).toBe(3);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toMatch(/^Dropped\./);
+    expect((await tvsync.store.listLinks()).map((l) => l.entraId).sort()).toEqual([userId(2), userId(3), userId(4)].sort());
+    expect(relinked.counts).toMatchObject({ linked: 1, created: 0, failed: 0 });
+    expect(now).toMatchObject({ active: true, displayName: 'New Hire' });
+    expect(managed(w)).toHaveLength(3);
+  });
+
+  it('When unlink names no link, or several, then it changes nothing and exits 1', async () => {
+    const w = await world(2);
+    const tvsync = await app(w);
+    await tvsync.runCycle({ trigger: 'cli' });
+    const none = await runCli(['unlink', 'nobody@contoso.example', '--yes'], w.env);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toMatch(/no link matches "nobody@contoso\.example".*nothing changed/);
+    expect(await tvsync.store.listLinks()).toHaveLength(2);
   });
 });
 
