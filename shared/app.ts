@@ -42,7 +42,10 @@ export interface App {
   /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
   beat(trigger: CycleOptions['trigger']): Promise<CycleReport | null>;
   status(now?: Date): Promise<StatusDocument>;
-  /** Releases the deactivations the guard holds back, for the next cycle. Null when none are staged. */
+  /**
+   * Releases exactly the deactivations the guard holds back now (every held user, by Entra object
+   * id), for the next cycle; any other deactivation is judged again. Null when none are staged.
+   */
   allowDeactivations(by: string): Promise<StagedDeactivations | null>;
   /** Entra's five steps for one user (object id or UPN). */
   provision(query: string, options?: { dryRun?: boolean }): Promise<ProvisionResult>;
