@@ -50,11 +50,10 @@ export const runNowHandler = operatorHandler(async (tvsync, _request, by) => {
   return json(202, { accepted: true, message: 'a cycle starts at the next heartbeat' });
 });
 
-/** POST /api/restart[?full=true]: forget watermark and staged deactivations; full also drops links. */
+/** POST /api/restart[?full=true]: forget watermark, escrows and quarantine (never the guard); full also re-matches links. */
 export const restartHandler = operatorHandler(async (tvsync, request, by) => {
   const full = flag(request, await body(request), 'full');
-  const { droppedLinks } = await tvsync.restart({ full, by });
-  return json(200, { restarted: true, full, droppedLinks });
+  return json(200, { restarted: true, ...(await tvsync.restart({ full, by })) });
 });
 
 /** POST /api/test-connection: Table Storage, Microsoft Graph and TeamViewer, each with the reason. */

@@ -79,10 +79,10 @@ param skipOutOfScopeDeletions bool = false
 @description('Accidental-deletion guard: most deactivations one cycle may apply, a count (500, Entra\'s default) or a share of the managed users (for example 15%). Above it they are all held back until `tvsync allow-deactivations`. Becomes DEACTIVATION_THRESHOLD.')
 param deactivationThreshold string = '500'
 
-@description('When Entra returns more than this percentage fewer users than the last good read, deactivations are held back as a suspicious read (0-99; 0 turns the check off). Becomes SUSPICIOUS_DROP_PERCENT.')
+@description('When Entra returns this percentage fewer users in scope than the last good read, or more, deactivations are held back as a suspicious read; a drop of under 10 users needs half, and a read with no user in scope always holds (0-99; 0 turns the check off). Becomes SUSPICIOUS_DROP_PERCENT.')
 @minValue(0)
 @maxValue(99)
-param suspiciousDropPercent int = 50
+param suspiciousDropPercent int = 25
 
 @description('Quarantine, as Entra does, when more than this percentage of a cycle\'s changes failed and at least quarantineMinFailures did (1-100). Becomes QUARANTINE_FAILURE_PERCENT.')
 @minValue(1)

@@ -14,7 +14,10 @@ import { StateStore } from './state/store';
 import type { StorageTarget } from './state/target';
 import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
 import { acquireLease, LeaseHeldError } from './sync/lease';
-import { EMPTY_GUARD_STATE, GUARD_KEY, type GuardState, type StagedDeactivations } from './sync/guard';
+import { EMPTY_GUARD_STATE, GUARD_KEY, stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
+import { allowStaged } from './sync/guard-state';
+import { unlinkUser, type UnlinkResult } from './unlink';
+import { mapWithConcurrency } from './http/pool';
 import { WATERMARK_KEY } from './sync/watermark';
 import { QUARANTINE_KEY, type Quarantine } from './sync/quarantine';
 import { provisionOnDemand, type ProvisionResult } from './provision';
@@ -39,19 +42,37 @@ export interface App {
   /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
   beat(trigger: CycleOptions['trigger']): Promise<CycleReport | null>;
   status(now?: Date): Promise<StatusDocument>;
-  /** Releases the deactivations the guard holds back, for the next cycle. Null when none are staged. */
+  /**
+   * Releases exactly the deactivations the guard holds back now (every held user, by Entra object
+   * id), for the next cycle; any other deactivation is judged again. Null when none are staged.
+   */
   allowDeactivations(by: string): Promise<StagedDeactivations | null>;
   /** Entra's five steps for one user (object id or UPN). */
   provision(query: string, options?: { dryRun?: boolean }): Promise<ProvisionResult>;
   /**
-   * Entra's "restart provisioning": forgets the delta watermark, escrows and the staged
-   * deactivations (the next cycle is a new initial cycle that decides afresh); `full` also drops every link, so
-   * matching relinks users by userName. Runs under the run lease.
+   * Entra's "restart provisioning": forgets the delta watermark, escrows and the failure quarantine
+   * (the next cycle is a new initial cycle). The accidental-deletion guard is kept whole: its
+   * baseline, the staged deactivations and any allowance. `full` also marks every link to be
+   * matched again by userName when its user is next read; no link is dropped, so users who left are
+   * still deactivated. Runs under the run lease.
    */
-  restart(options: { full: boolean; by: string }): Promise<{ droppedLinks: number }>;
+  restart(options: { full: boolean; by: string }): Promise<RestartResult>;
+  /**
+   * Drops one user's link (by object id or userPrincipalName), under the run lease; without
+   * `confirm` only says what it would do. For a login reused by a new person (USERNAME_CONFLICT).
+   */
+  unlink(query: string, options: { by: string; confirm: boolean }): Promise<UnlinkResult>;
   /** Asks the timer for a cycle at its next beat. */
   requestRun(by: string): Promise<void>;
   testConnection(): Promise<ConnectionCheck[]>;
+}
+
+export interface RestartResult {
+  full: boolean;
+  /** Links marked to be matched again by userName (full only). */
+  rematching: number;
+  /** Deactivations that stay held back until allowed. */
+  stagedKept: number;
 }
 
 export interface ConnectionCheck {
@@ -109,10 +130,11 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         store.listCycles(20),
       ]);
       const state: AlertState = { sent: {}, ...row?.value };
-      const staged = guard?.value.staged && !guard.value.allowance ? guard.value.staged : null;
+      const staged = guard?.value.staged && !stagedAllowed(guard.value) ? guard.value.staged : null;
       const decision = decideAlerts(state, {
         quarantine: quarantine?.value ?? null,
         staged,
+        release: guard?.value.lastRelease ?? null,
         cycles: cycles.filter((c) => !c.dryRun),
         intervalMinutes: settings.syncIntervalMinutes,
         alertAfterMissedCycles: settings.alertAfterMissedCycles,
@@ -151,6 +173,16 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     } finally {
       await lease.release();
     }
+  };
+
+  /** restart --full: every link is matched again by userName when its user is next read; none is dropped. */
+  const markForRematch = async (signal: AbortSignal): Promise<number> => {
+    const links = await store.listLinks();
+    await mapWithConcurrency(links, 16, async (link) => {
+      if (signal.aborted) throw signal.reason;
+      if (!link.rematch) await store.putLink({ ...link, rematch: true });
+    });
+    return links.length;
   };
 
   const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine, timeBudgetSeconds: settings.cycleTimeBudgetSeconds };
@@ -233,41 +265,28 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     async restart({ full, by }) {
       const lease = await acquireLease(store, { purpose: `restart${full ? ' --full' : ''} by ${by}`, logger });
       try {
+        // The guard's row (baseline, staged set, allowance) is not touched: a restart never lets
+        // through a deactivation the guard holds back or would hold back.
         await store.deleteMeta(WATERMARK_KEY);
-        await store.deleteMeta(GUARD_KEY);
         await store.deleteMeta(QUARANTINE_KEY);
         // Like Entra's restart, the new initial cycle starts at the next heartbeat.
         await requestRun(by);
         for (const escrow of await store.listEscrows()) await store.deleteEscrow(escrow.entraId);
-        let droppedLinks = 0;
-        if (full) {
-          for (const link of await store.listLinks()) {
-            await store.deleteLink(link.entraId);
-            droppedLinks++;
-          }
-        }
-        logger.warn(`provisioning restarted by ${by}${full ? ` (full: ${droppedLinks} links dropped; users are matched again by userName)` : ''}; the next cycle is a new initial cycle`);
-        return { droppedLinks };
+        const rematching = full ? await markForRematch(lease.signal) : 0;
+        const guard = await store.getMeta<GuardState>(GUARD_KEY);
+        const stagedKept = guard?.value.staged && !stagedAllowed(guard.value) ? guard.value.staged.count : 0;
+        logger.warn(`provisioning restarted by ${by}${full ? ` (full: ${rematching} links to be matched again by userName; none dropped)` : ''}; the next cycle is a new initial cycle${stagedKept ? `; ${stagedKept} staged deactivation(s) stay held back until allowed` : ''}`);
+        return { full, rematching, stagedKept };
       } finally {
         await lease.release();
       }
     },
+    async unlink(query, { by, confirm }) {
+      return unlinkUser({ store, teamViewer, logger }, query, { by, confirm });
+    },
     requestRun,
     async allowDeactivations(by) {
-      // Conditional write: a cycle finishing at the same moment must not lose the allowance.
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const row = await store.getMeta<GuardState>(GUARD_KEY);
-        const state = { ...EMPTY_GUARD_STATE, ...row?.value };
-        if (!state.staged) return null;
-        try {
-          await store.putMeta<GuardState>(GUARD_KEY, { ...state, allowance: { grantedAt: new Date().toISOString(), by } }, row?.etag ?? null);
-          logger.warn(`deactivations allowed by ${by}: ${state.staged.count} held back since ${state.staged.since} will be applied by the next cycle`);
-          return state.staged;
-        } catch (err) {
-          if ((err as { code?: string }).code !== 'STATE_CONFLICT') throw err;
-        }
-      }
-      throw Object.assign(new Error('the deactivation guard kept changing while it was being updated; try again'), { code: 'STATE_CONFLICT' });
+      return allowStaged(store, by, logger);
     },
     async testConnection() {
       const checks: ConnectionCheck[] = [];

@@ -11,10 +11,12 @@ import { createLogger, type Logger, type LogLevel } from './log';
 import type { CycleReport, CyclePhase } from './sync/cycle';
 import type { StatusDocument } from './status';
 import { LeaseHeldError } from './sync/lease';
+import { GuardError } from './sync/guard-state';
 import { formatProvision } from './provision';
 import { serve } from './serve';
 import { formatLogs, parseLogFormat, parseSince, type LogFormat } from './logs-format';
 import type { ProvisioningLogStatus } from './state/logs';
+import { plainTextSafe } from './notify/escape';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -30,9 +32,13 @@ Usage:
   tvsync provision <upn|objectId> [--dry-run] [--json]
                                      provision one user now: connection test, import, scope evaluation,
                                      matching, action — each step's result and why
-  tvsync restart [--full]            forget the delta watermark and staged deactivations (the next cycle is a
-                                     new initial cycle); --full also drops every link (users are re-matched
-                                     by userName)
+  tvsync restart [--full]            forget the delta watermark, retries and the failure quarantine (the next
+                                     cycle is a new initial cycle); held-back deactivations stay held until
+                                     allowed. --full also matches every user again by userName (no link is
+                                     dropped: users who left are still deactivated)
+  tvsync unlink <upn|objectId> [--yes]
+                                     drop one user's link (a login reused by a new person: USERNAME_CONFLICT);
+                                     without --yes, only says what it would do
   tvsync serve [--port N] [--beat S] run the app locally without the Functions host: the heartbeat (every S
                                      seconds, default 60) and the HTTP routes on http://localhost:N/api/…
                                      (default 7071; no keys locally, like func start; 127.0.0.1 only)
@@ -65,7 +71,7 @@ interface Parsed {
 }
 
 /** Commands that take one positional argument, and what it is. */
-const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)' };
+const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)', unlink: 'a user (object id, or the userPrincipalName or login of the link)' };
 
 /** Options that take a value (the next argument). */
 /** Options that take a value (the next argument): those that must be whole numbers, and the rest. */
@@ -81,6 +87,7 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   serve: ['--port', '--beat'],
   logs: ['--user', '--cycle', '--status', '--since', '--format', '--limit'],
   restart: ['--full'],
+  unlink: ['--yes', '--json'],
   help: [],
 };
 
@@ -210,18 +217,10 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       await server.close();
       return 0;
     }
-    case 'restart': {
-      const full = parsed.flags.has('--full');
-      try {
-        const { droppedLinks } = await app.restart({ full, by: operator(io) });
-        io.out.write(`Restarted: the delta watermark and any staged deactivations are cleared; the next cycle is a new initial cycle.${full ? ` ${droppedLinks} link(s) dropped: users will be matched again by userName.` : ''}\n`);
-        return 0;
-      } catch (err) {
-        if (!(err instanceof LeaseHeldError)) throw err;
-        io.err.write(`tvsync: not restarted: ${err.message}. Try again when it has finished.\n`);
-        return 1;
-      }
-    }
+    case 'restart':
+      return restart(app, io, parsed.flags.has('--full'));
+    case 'unlink':
+      return unlink(app, io, parsed.positional[0], parsed.flags.has('--yes'), json);
     default:
       return 2;
   }
@@ -332,8 +331,15 @@ export function formatStatus(doc: StatusDocument): string {
   if (doc.nextRunAt) lines.push(`Next run: ${doc.nextRunAt} (every ${doc.intervalMinutes} min)`);
   if (doc.stagedDeactivations) {
     const st = doc.stagedDeactivations;
-    lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason})${st.allowed ? ' — allowed, the next cycle applies them' : ' — run "tvsync allow-deactivations" to apply them'}`);
-    for (const u of st.sample.slice(0, 10)) lines.push(`  ${u.userPrincipalName}: ${u.reason}`);
+    lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason}), ${st.newlyHeld} newly held by the last cycle${st.allowed ? ' — allowed, the next cycle applies exactly these' : ' — run "tvsync allow-deactivations" to apply exactly these'}`);
+    for (const u of st.sample.slice(0, 10)) lines.push(`  ${plainTextSafe(`${u.userPrincipalName}: ${u.reason}`)}`);
+    if (st.count > 10) lines.push(`  … and ${st.count - 10} more: tvsync logs --status staged --cycle ${st.cycleId}`);
+  }
+  if (doc.allowance) {
+    const a = doc.allowance;
+    lines.push(a.pending
+      ? `Allowed: ${a.count} deactivation(s) by ${a.by} at ${a.grantedAt}; the next cycle applies exactly those`
+      : `Last allowance: ${a.count} deactivation(s) allowed by ${a.by} at ${a.grantedAt}; cycle ${a.cycleId} applied ${a.applied}`);
   }
   if (doc.quarantine) lines.push(`Quarantine: ${doc.quarantine.reason} since ${doc.quarantine.since}${doc.quarantine.nextAttemptAt ? `, next attempt ${doc.quarantine.nextAttemptAt}` : ''} — ${doc.quarantine.howToRelease}`);
   if (doc.escrows.count > 0) {
@@ -351,16 +357,58 @@ export function formatStatus(doc: StatusDocument): string {
 const operator = (io: CliIo) => `${io.env.USER ?? io.env.USERNAME ?? 'an operator'} (tvsync CLI)`;
 
 async function allowDeactivations(app: App, io: CliIo): Promise<number> {
-  const released = await app.allowDeactivations(operator(io));
+  let released: Awaited<ReturnType<App['allowDeactivations']>>;
+  try {
+    released = await app.allowDeactivations(operator(io));
+  } catch (err) {
+    if (!(err instanceof GuardError)) throw err;
+    io.err.write(`tvsync: nothing allowed: ${err.message}\n`);
+    return 1;
+  }
   if (!released) {
     io.out.write('Nothing is held back: no deactivations are staged.\n');
     return 0;
   }
   io.out.write(`Allowed: ${released.count} deactivation(s) held back since ${released.since} (${released.reason}) will be applied by the next cycle.\n`);
-  for (const u of released.sample) io.out.write(`  ${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}\n`);
-  if (released.count > released.sample.length) io.out.write(`  … and ${released.count - released.sample.length} more\n`);
-  io.out.write('Run "tvsync sync" to apply them now.\n');
+  for (const u of released.sample) io.out.write(`  ${plainTextSafe(`${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}`)}\n`);
+  if (released.count > released.sample.length) io.out.write(`  … and ${released.count - released.sample.length} more (every one: tvsync logs --status staged --cycle ${released.cycleId})\n`);
+  io.out.write('Only these are released: any other deactivation the next cycle plans is judged by the guard again.\nRun "tvsync sync" to apply them now.\n');
   return 0;
+}
+
+async function restart(app: App, io: CliIo, full: boolean): Promise<number> {
+  try {
+    const { rematching, stagedKept } = await app.restart({ full, by: operator(io) });
+    const lines = ['Restarted: the delta watermark, retries (escrows) and the failure quarantine are cleared; the next cycle is a new initial cycle.'];
+    if (full) lines.push(`${rematching} link(s) will be matched again by userName as their users are read; none was dropped, so users who are no longer assigned are still deactivated (under the accidental-deletion guard).`);
+    if (stagedKept) lines.push(`${stagedKept} held-back deactivation(s) stay held: check them with "tvsync status", then run "tvsync allow-deactivations".`);
+    io.out.write(`${lines.join('\n')}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof LeaseHeldError)) throw err;
+    io.err.write(`tvsync: not restarted: ${err.message}. Try again when it has finished.\n`);
+    return 1;
+  }
+}
+
+async function unlink(app: App, io: CliIo, query: string, confirm: boolean, json: boolean): Promise<number> {
+  let result: Awaited<ReturnType<App['unlink']>>;
+  try {
+    result = await app.unlink(query, { by: operator(io), confirm });
+  } catch (err) {
+    if (!(err instanceof LeaseHeldError)) throw err;
+    io.err.write(`tvsync: not unlinked: ${err.message}. Try again when it has finished.\n`);
+    return 1;
+  }
+  if (json) {
+    io.out.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    // Logins come from the directory: no control character reaches the terminal.
+    for (const line of result.message.split('\n')) io.out.write(`${plainTextSafe(line)}\n`);
+    for (const c of result.candidates) io.out.write(`  ${plainTextSafe(`${c.entraId}  ${c.userPrincipalName} (login ${c.userName}, TeamViewer user ${c.teamViewerId ?? 'none yet'})`)}\n`);
+  }
+  // Dropped, or found and shown (without --yes): 0; nothing or several found, or gone meanwhile: 1.
+  return result.dropped || (!confirm && result.link) ? 0 : 1;
 }
 
 async function testConnection(app: App, io: CliIo, json: boolean): Promise<number> {

@@ -171,9 +171,9 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
   {
     name: 'SUSPICIOUS_DROP_PERCENT',
     required: false,
-    default: '50',
-    description: 'When Entra returns more than this percentage fewer users than the last good read, deactivations are held back as a suspicious read (0 turns it off).',
-    example: '50',
+    default: '25',
+    description: 'When Entra returns this percentage fewer users in scope than the last good read, or more, deactivations are held back as a suspicious read; a drop of under 10 users needs half, and a read with no user in scope always holds. 0 turns the check off.',
+    example: '25',
   },
   {
     name: 'CYCLE_TIME_BUDGET_SECONDS',

@@ -111,7 +111,7 @@ export function renderStatusPage(doc: Partial<StatusDocument>, options: StatusPa
     d.currentCycle === undefined && d.nextRunAt === undefined ? '' : runningSection(d.currentCycle, d, clock),
     d.lastCycle === undefined ? '' : lastCycleSection(d.lastCycle, clock),
     d.recentFailures === undefined ? '' : failuresSection(failures, clock),
-    stagedSection(d.stagedDeactivations, clock),
+    stagedSection(d.stagedDeactivations, d.allowance, clock),
     escrowSection(d.escrows, clock),
     d.recentCycles === undefined ? '' : cyclesSection(cycles, clock),
     chartSection(cycles, clock),
@@ -156,19 +156,35 @@ ${str(q.howToRelease) ? `<p>To release: ${text(q.howToRelease)}</p>` : ''}
 </section>`;
 }
 
-/** Deactivations the accidental-deletion guard holds back, with the users it names. */
-function stagedSection(value: unknown, clock: Clock): string {
+/** Deactivations the accidental-deletion guard holds back, with the users it names, and what was allowed. */
+function stagedSection(value: unknown, allowanceValue: unknown, clock: Clock): string {
   if (value === null || typeof value !== 'object') return '';
   const s = value as Record<string, unknown>;
   const since = str(s.since);
   const sample = arr(s.sample).map(obj);
   const users = sample.map((u) => `<li><span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span>${str(u.reason) ? ` — ${text(u.reason)}` : ''}</li>`);
   const more = (numberOr(s.count, 0) as number) - sample.length;
+  const fresh = numberOr(s.newlyHeld, null);
   return `<section id="staged" aria-labelledby="staged-h"><h2 id="staged-h">Deactivations held back</h2>
-<p><strong>${count(s.count)}</strong> deactivation(s) held back (limit ${count(s.limit)})${since ? ` since ${clock.time(since)}` : ''}${s.allowed === true ? ' · <strong>allowed: the next cycle applies them</strong>' : ''}.</p>
+<p><strong>${count(s.count)}</strong> deactivation(s) held back (limit ${count(s.limit)})${since ? ` since ${clock.time(since)}` : ''}${fresh !== null ? `, ${count(fresh)} of them newly held by the last cycle` : ''}${s.allowed === true ? ' · <strong>allowed: the next cycle applies them</strong>' : ''}.</p>
 ${str(s.message) ? `<p>${text(s.message)}</p>` : ''}
+${allowanceLine(allowanceValue, since, clock)}
 ${users.length ? `<ul class="staged">${users.join('')}</ul>${more > 0 ? `<p class="muted">and ${count(more)} more.</p>` : ''}` : ''}
 </section>`;
+}
+
+/** The allowance an admin gave: waiting for the next cycle, or what the cycle that used it applied. */
+function allowanceLine(value: unknown, heldSince: string | null, clock: Clock): string {
+  if (value === null || typeof value !== 'object') return '';
+  const a = value as Record<string, unknown>;
+  const applied = str(a.appliedAt);
+  // A used-up allowance belongs next to this batch only when the batch began with (or after) it.
+  if (a.pending !== true && !(applied && heldSince && Date.parse(applied) >= Date.parse(heldSince))) return '';
+  const granted = str(a.grantedAt);
+  const who = `${count(a.count)} deactivation(s) allowed by ${text(a.by) || 'an admin'}${granted ? ` at ${clock.time(granted)}` : ''}`;
+  return a.pending === true
+    ? `<p class="muted">${who}: the next cycle applies exactly those.</p>`
+    : `<p class="muted">${who}: ${count(a.applied)} applied by cycle <code>${text(a.cycleId)}</code>. Those held now were not part of it.</p>`;
 }
 
 /** Users whose change keeps failing: what failed, how often, and when it is tried next. */

@@ -5,7 +5,7 @@
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
 import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './sync/model';
-import type { GuardState, StagedDeactivations } from './sync/guard';
+import { stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
 import type { Quarantine } from './sync/quarantine';
 
 export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
@@ -34,14 +34,33 @@ export interface StatusDocument {
   intervalMinutes: number;
   /** Why tvsync needs an admin before it goes on as usual, or null. */
   quarantine: { reason: string; since: string; message: string; howToRelease: string; attempts?: number; nextAttemptAt?: string; stopped?: boolean } | null;
-  /** Deactivations held back by the accidental-deletion guard, or null. */
-  stagedDeactivations: (StagedDeactivations & { allowed: boolean }) | null;
+  /**
+   * Deactivations held back by the accidental-deletion guard, or null. `allowed`: an admin allowed
+   * exactly this set (the next cycle applies it); `newlyHeld`: how many the last cycle held for the
+   * first time.
+   */
+  stagedDeactivations: (Omit<StagedDeactivations, 'setId' | 'newlyHeld'> & { allowed: boolean; newlyHeld: number }) | null;
+  /** The allowance waiting for the next cycle, else the last one a cycle used up; null when there was none. */
+  allowance: AllowanceSummary | null;
   recentFailures: UserFailure[];
   /** Users whose change keeps failing, retried with a growing back-off: how many, and the first 50 by next attempt. */
   escrows: { count: number; users: Escrow[] };
   /** Totals over the recent cycles shown (Entra's "statistics to date", for this window). */
   statistics: { cycles: { total: number; succeeded: number; partial: number; failed: number }; changes: CycleCounts };
   recentCycles: CycleSummary[];
+}
+
+export interface AllowanceSummary {
+  by: string;
+  grantedAt: string;
+  /** Deactivations it releases (the users of the staged set it was given for). */
+  count: number;
+  /** True until a cycle has applied every deactivation it releases. */
+  pending: boolean;
+  /** Once used up: how many the cycle deactivated (the others needed it no more), which cycle, when. */
+  applied: number | null;
+  cycleId: string | null;
+  appliedAt: string | null;
 }
 
 export function summarize(c: CycleRecord): CycleSummary {
@@ -111,9 +130,14 @@ export function buildStatus(
   }
 
   const staged = guard?.staged ?? null;
-  if (staged && !guard?.allowance) {
+  const allowed = guard ? stagedAllowed(guard) : false;
+  const allowance = allowanceSummary(guard);
+  if (staged && !allowed) {
     health = 'quarantined';
-    healthReason = `${staged.count} deactivation(s) held back since ${staged.since} (${staged.reason}): ${staged.message}`;
+    const afterRelease = allowance && !allowance.pending && allowance.appliedAt && Date.parse(allowance.appliedAt) >= Date.parse(staged.since)
+      ? `; they are newly held, not among the ${allowance.count} allowed by ${allowance.by} (${allowance.applied} applied by cycle ${allowance.cycleId})`
+      : '';
+    healthReason = `${staged.count} deactivation(s) held back since ${staged.since} (${staged.reason}): ${staged.message}${afterRelease}`;
   }
 
   if (failureQuarantine) {
@@ -162,15 +186,28 @@ export function buildStatus(
           stopped: failureQuarantine.stopped,
           howToRelease: 'fix the cause (the message says what TeamViewer or Graph answered), then run "tvsync restart" or wait for the next attempt; the first successful cycle ends the quarantine',
         }
-      : staged && !guard?.allowance
-      ? { reason: staged.reason, since: staged.since, message: staged.message, howToRelease: 'check the users in stagedDeactivations, fix the cause if the read was wrong, or run "tvsync allow-deactivations" to apply them' }
+      : staged && !allowed
+      ? { reason: staged.reason, since: staged.since, message: staged.message, howToRelease: `check the users held (stagedDeactivations lists ${staged.sample.length < staged.count ? 'a sample; every one: tvsync logs --status staged --cycle ' + staged.cycleId : 'them'}), fix the cause if the read was wrong, or run "tvsync allow-deactivations" to apply exactly these ${staged.count}` }
       : null,
-    stagedDeactivations: staged ? { ...staged, allowed: Boolean(guard?.allowance) } : null,
+    stagedDeactivations: staged ? stagedSummary(staged, allowed) : null,
+    allowance,
     recentFailures: last?.failures ?? [],
     escrows: { count: escrows.length, users: [...escrows].sort((a, b) => a.nextAttemptAt.localeCompare(b.nextAttemptAt)).slice(0, 50) },
     statistics: totals(real.filter((c) => c.result !== 'running')),
     recentCycles: real.slice(0, 10).map(summarize),
   };
+}
+
+function stagedSummary(staged: StagedDeactivations, allowed: boolean): NonNullable<StatusDocument['stagedDeactivations']> {
+  const { setId: _internal, newlyHeld, ...shown } = staged;
+  return { ...shown, newlyHeld: newlyHeld ?? staged.count, allowed };
+}
+
+function allowanceSummary(guard: GuardState | null): AllowanceSummary | null {
+  const pending = guard?.allowance;
+  if (pending) return { by: pending.by, grantedAt: pending.grantedAt, count: pending.count ?? guard.staged?.count ?? 0, pending: true, applied: null, cycleId: null, appliedAt: null };
+  const used = guard?.lastRelease;
+  return used ? { by: used.by, grantedAt: used.grantedAt, count: used.allowed, pending: false, applied: used.applied, cycleId: used.cycleId, appliedAt: used.at } : null;
 }
 
 function totals(cycles: CycleRecord[]): StatusDocument['statistics'] {

@@ -12,7 +12,7 @@
  *   decide to send the same email.
  */
 import type { Notification } from './templates';
-import type { StagedDeactivations } from '../sync/guard';
+import type { Release, StagedDeactivations } from '../sync/guard';
 import type { Quarantine } from '../sync/quarantine';
 import type { CycleRecord } from '../sync/model';
 
@@ -27,6 +27,8 @@ export interface AlertFacts {
   quarantine: Quarantine | null;
   /** Deactivations held back and not yet allowed. */
   staged: StagedDeactivations | null;
+  /** The last allowance a cycle used up: the email says what it applied when that cycle held new ones. */
+  release?: Release | null;
   /** Recent real cycles, newest first. */
   cycles: CycleRecord[];
   intervalMinutes: number;
@@ -66,6 +68,7 @@ export function decideAlerts(state: AlertState, facts: AlertFacts): AlertDecisio
   }
 
   const s = facts.staged;
+  const r = facts.release ?? null;
   if (s) {
     const key = `staged:${s.reason}:${s.since}`;
     active.push(key);
@@ -79,6 +82,9 @@ export function decideAlerts(state: AlertState, facts: AlertFacts): AlertDecisio
           threshold: s.limit,
           cause: s.reason === 'SuspiciousRead' ? 'suspicious-drop' : 'threshold',
           sample: s.sample.map((u) => ({ userPrincipalName: u.userPrincipalName, reason: u.reason })),
+          ...(s.message ? { detail: s.message } : {}),
+          // Held by the cycle that applied an allowance (or after it): say what was allowed, and that these were not.
+          ...(r && Date.parse(r.at) >= Date.parse(s.since) ? { allowed: { count: r.allowed, applied: r.applied, by: r.by, grantedAt: r.grantedAt } } : {}),
         },
       });
     }

@@ -60,6 +60,13 @@ export interface DeactivationsStagedNotification extends NotificationBase {
   cause?: 'threshold' | 'suspicious-drop';
   /** Some of the users; only the first 10 are shown. */
   sample: StagedDeactivation[];
+  /** The guard's own words (e.g. how many users the read returned against the last good one). */
+  detail?: string;
+  /**
+   * An allowance applied by the cycle that held these (or before them): how many deactivations it
+   * released and applied. The held ones were not part of it: they are newly held.
+   */
+  allowed?: { count: number; applied: number; by: string; grantedAt: string };
 }
 
 export interface NoSuccessfulCycleNotification extends NotificationBase {
@@ -162,10 +169,15 @@ function build(n: Notification): Doc {
         title: 'Deactivations are waiting for approval',
         paragraphs: [
           `A cycle would deactivate ${count(n.count)} TeamViewer user${n.count === 1 ? '' : 's'}. ${why}`,
+          ...(n.detail ? [`Details: ${n.detail}.`] : []),
           'None of them has been deactivated.',
+          ...(n.allowed
+            ? [`They are newly held: none of them was among the ${count(n.allowed.count)} deactivation${n.allowed.count === 1 ? '' : 's'} ${n.allowed.by} allowed on ${time(n.allowed.grantedAt)}, of which ${count(n.allowed.applied)} ${n.allowed.applied === 1 ? 'was' : 'were'} applied. An allowance covers exactly the users it was given for.`]
+            : []),
         ],
         facts: [
           ['Held back', count(n.count)],
+          ...(n.allowed ? [['Newly held', count(n.count)], ['Allowed before and applied', `${count(n.allowed.applied)} of ${count(n.allowed.count)}`]] as Array<[string, string]> : []),
           ['Threshold', String(n.threshold)],
           ['Held since', time(n.at)],
         ],

@@ -17,6 +17,11 @@
  *   undefined → unconditional upsert. A lost condition is StateConflictError. Because the SDK retries
  *   5xx and resets, a conditional write whose first attempt landed but whose answer was lost reports
  *   a conflict for our own write: callers re-read on conflict, they never assume the other side won.
+ * - An id set (the guard's held or allowed users; thousands of ids, more than one row holds) lives
+ *   in the Meta table's 'idset' partition as rows `<setId>_<chunk>`, each a JSON list of ids with the
+ *   set's total and chunk count. A set is written once and never changed; it counts only once a meta
+ *   row names it (the writer saves that row after the set), and getIdSet refuses (STATE_CORRUPT) a
+ *   set with a missing chunk or a total that does not add up: a lost id is never read as "fewer".
  */
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
@@ -37,6 +42,9 @@ const LINK_PARTITION = 'link';
 const ESCROW_PARTITION = 'escrow';
 const CYCLE_PARTITION = 'cycle';
 const META_PARTITION = 'meta';
+const ID_SET_PARTITION = 'idset';
+/** Set ids from newIdSetId: base-36 time first, so a sweep can tell a set being written from an abandoned one. */
+const ID_SET_ID = /^[0-9a-z]{9}[0-9a-f]{8}$/;
 
 /** The service counts string properties in UTF-16: 64 KiB is 32 Ki code units. */
 const MAX_STRING_PROPERTY = 32 * 1024;
@@ -117,6 +125,77 @@ export class StateStore {
 
   async deleteEscrow(entraId: string): Promise<void> {
     await this.deleteRow('deleteEscrow', this.meta, ESCROW_PARTITION, this.rowKey(entraId, 'entraId'));
+  }
+
+  // ---- id sets (see the invariants above) ----
+
+  newIdSetId(at: Date = new Date()): string {
+    return `${at.getTime().toString(36).padStart(9, '0')}${randomBytes(4).toString('hex')}`;
+  }
+
+  /** Writes a new set; refuses (STATE_CONFLICT) a set id already used. */
+  async putIdSet(setId: string, ids: readonly string[]): Promise<void> {
+    const key = this.idSetId(setId);
+    const chunks = chunkIds(ids);
+    for (const [index, chunk] of chunks.entries()) {
+      const entity = this.checked(this.meta, { partitionKey: ID_SET_PARTITION, rowKey: `${key}_${String(index).padStart(6, '0')}`, ids: JSON.stringify(chunk), total: ids.length, chunks: chunks.length });
+      await this.call('putIdSet', this.meta, entity.rowKey, () => this.meta.createEntity(entity), { 409: `id set ${setId} already exists` });
+    }
+  }
+
+  /** The ids of a set, whole; STATE_NOT_FOUND when there is no such set, STATE_CORRUPT when part of it is missing. */
+  async getIdSet(setId: string): Promise<string[]> {
+    const key = this.idSetId(setId);
+    const rows = await this.call('getIdSet', this.meta, undefined, async () => {
+      const found: Row[] = [];
+      const filter = odata`PartitionKey eq ${ID_SET_PARTITION} and RowKey ge ${`${key}_`} and RowKey lt ${`${key}\``}`;
+      for await (const row of this.meta.listEntities({ queryOptions: { filter } })) found.push(row);
+      return found;
+    });
+    if (rows.length === 0) throw new StateError('STATE_NOT_FOUND', `id set ${setId} does not exist`, { table: this.meta.tableName, partitionKey: ID_SET_PARTITION });
+    const ids: string[] = [];
+    for (const [index, row] of rows.entries()) {
+      const read = new RowReader(row, this.meta.tableName);
+      if (row.rowKey !== `${key}_${String(index).padStart(6, '0')}` || read.count('chunks') !== rows.length) throw corrupt(this.meta.tableName, row, `id set ${setId} is missing a chunk`);
+      const chunk = read.json('ids');
+      if (!Array.isArray(chunk) || !chunk.every((id) => typeof id === 'string')) throw corrupt(this.meta.tableName, row, 'ids should be a JSON list of strings');
+      ids.push(...(chunk as string[]));
+      if (index === rows.length - 1 && read.count('total') !== ids.length) throw corrupt(this.meta.tableName, row, `id set ${setId} should hold ${read.count('total')} ids, holds ${ids.length}`);
+    }
+    return ids;
+  }
+
+  /** Ids of the sets stored (named or not). */
+  async listIdSets(): Promise<string[]> {
+    const rows = await this.call('listIdSets', this.meta, undefined, async () => {
+      const found: string[] = [];
+      const pages = this.meta.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${ID_SET_PARTITION}`, select: ['RowKey'] } });
+      for await (const row of pages) found.push(row.rowKey ?? '');
+      return found;
+    });
+    return [...new Set(rows.map((rowKey) => rowKey.slice(0, rowKey.indexOf('_'))).filter((id) => ID_SET_ID.test(id)))];
+  }
+
+  /** When a set was started (from its id). */
+  idSetCreatedAt(setId: string): Date {
+    return new Date(parseInt(this.idSetId(setId).slice(0, 9), 36));
+  }
+
+  async deleteIdSet(setId: string): Promise<void> {
+    const key = this.idSetId(setId);
+    const rows = await this.call('deleteIdSet', this.meta, undefined, async () => {
+      const found: string[] = [];
+      const filter = odata`PartitionKey eq ${ID_SET_PARTITION} and RowKey ge ${`${key}_`} and RowKey lt ${`${key}\``}`;
+      for await (const row of this.meta.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) found.push(row.rowKey ?? '');
+      return found;
+    });
+    // Highest chunk first: a delete cut short leaves a set that reads as corrupt, never as a shorter one.
+    for (const rowKey of rows.sort().reverse()) await this.deleteRow('deleteIdSet', this.meta, ID_SET_PARTITION, rowKey);
+  }
+
+  private idSetId(setId: string): string {
+    if (!ID_SET_ID.test(setId)) throw new StateError('STATE_INVALID_ARGUMENT', `"${setId}" is not an id set id from newIdSetId`);
+    return setId;
   }
 
   // ---- cycles ----
@@ -332,6 +411,22 @@ function isMissingRow(error: unknown): boolean {
 
 // ---- rows ----
 
+/** Splits ids into lists whose JSON fits one string property. */
+function chunkIds(ids: readonly string[]): string[][] {
+  const chunks: string[][] = [[]];
+  let length = 2;
+  for (const id of ids) {
+    const size = JSON.stringify(id).length + 1;
+    if (length + size > MAX_STRING_PROPERTY && chunks[chunks.length - 1].length > 0) {
+      chunks.push([]);
+      length = 2;
+    }
+    chunks[chunks.length - 1].push(id);
+    length += size;
+  }
+  return chunks;
+}
+
 function corrupt(table: string, row: Row | Entity, problem: string): StateError {
   return new StateError('STATE_CORRUPT', `state row ${table}/${row.partitionKey}/${row.rowKey} is corrupt: ${problem}`, {
     table,
@@ -410,6 +505,7 @@ function encodeLink(link: Link, rowKey: string): Entity {
   };
   if (link.teamViewerId !== null) entity.teamViewerId = link.teamViewerId;
   if (link.pending) entity.pending = link.pending;
+  if (link.rematch) entity.rematch = true;
   return entity;
 }
 
@@ -433,6 +529,7 @@ function decodeLink(row: Row, table: string): Link {
     updatedAt: read.string('updatedAt'),
   };
   if (row.pending !== undefined) link.pending = read.oneOf<'create'>('pending', ['create']);
+  if (row.rematch !== undefined && read.boolean('rematch')) link.rematch = true;
   return link;
 }
 

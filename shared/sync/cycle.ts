@@ -19,11 +19,12 @@ import type { Logger } from '../log';
 import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
-import { deactivates, plan, type Action, type ActionKind } from './planner';
+import { deactivates, plan, type Action, type ActionKind, type Plan } from './planner';
 import { DEFAULT_QUARANTINE, describeQuarantine, nextQuarantine, QUARANTINE_KEY, type Quarantine, type QuarantineSettings } from './quarantine';
 import { logRecordFromAction, type ProvisioningLogRecord } from '../state/logs';
 import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from './watermark';
-import { DEFAULT_GUARD, EMPTY_GUARD_STATE, evaluateGuard, GUARD_KEY, type GuardSettings, type GuardState } from './guard';
+import { consumeAllowance, DEFAULT_GUARD, GUARD_KEY, judge, type GuardSettings, type GuardState, type HeldUser } from './guard';
+import { commitGuard, readGuard, readIds, type GuardStore } from './guard-state';
 import {
   emptyCounts,
   type AssignedUser,
@@ -60,7 +61,7 @@ export interface TeamViewerTarget {
 }
 
 /** What the cycle needs from state (StateStore implements it). */
-export interface CycleState {
+export interface CycleState extends GuardStore {
   listLinks(): Promise<Link[]>;
   putLink(link: Link): Promise<void>;
   deleteLink(entraId: string): Promise<void>;
@@ -273,8 +274,6 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const ownerUnknown = owner === null;
     if (ownerUnknown) log.warn('deactivations are held back this cycle: the account that owns the TeamViewer token could not be identified (the token needs "Account management: view account data")', { cycleId });
     progress('planning');
-    const guardRow = await deps.state.getMeta<GuardState>(GUARD_KEY);
-    const guardState: GuardState = { ...EMPTY_GUARD_STATE, ...guardRow?.value };
     const desired = users.map((u) => mapUser(u, config));
     // Linked users Entra no longer returned: soft-deleted ones are told apart from unassigned ones
     // (and are deactivated even with SKIP_OUT_OF_SCOPE_DELETIONS).
@@ -283,53 +282,15 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const deleted = unseen.length > 0 ? await deps.entra.readDeletedUserIds(unseen) : new Set<string>();
     const goneReasons = new Map([...deleted].map((id) => [id, 'deleted in Entra ID (soft-deleted: restorable for 30 days)']));
     const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions, goneReasons });
-    // The accidental-deletion guard: hold every deactivation back when there are too many, or
-    // when the read looks suspiciously small; an admin's allowance releases them for this cycle.
-    const deactivating = new Set(result.actions.filter(deactivates));
-    const decision = evaluateGuard(
-      { deactivations: deactivating.size, managed: links.filter((l) => l.teamViewerId).length, imported: users.length, previousImported: guardState.baselineImported },
-      deps.guard ?? DEFAULT_GUARD,
-    );
-    // Without the token owner nothing is deactivated, and the guard's state (staged batch,
-    // allowance, drop baseline) is left exactly as it was: this cycle decided nothing about it.
-    const allowance = ownerUnknown ? null : guardState.allowance;
-    const staged = decision.hold && !allowance && !ownerUnknown ? deactivating : new Set<Action>();
-    const nextGuard: GuardState = {
-      staged: staged.size > 0 && decision.hold
-        ? {
-            reason: decision.reason,
-            message: decision.message,
-            count: staged.size,
-            limit: decision.limit,
-            since: guardState.staged?.since ?? startedAt.toISOString(),
-            cycleId,
-            sample: [...staged].slice(0, 20).map((a) => ({ entraId: a.entraId, userPrincipalName: a.userPrincipalName, teamViewerId: 'teamViewerId' in a ? (a.teamViewerId ?? null) : null, reason: 'reason' in a ? a.reason : 'deactivate' })),
-          }
-        : null,
-      allowance,
-      baselineImported: decision.hold && decision.reason === 'SuspiciousRead' && !allowance ? guardState.baselineImported : users.length,
-    };
-    if (staged.size > 0) log.warn(`cycle ${cycleId}: ${decision.hold ? decision.message : ''}; run "tvsync allow-deactivations" to apply them`, { cycleId, staged: staged.size });
-    if (allowance && deactivating.size > 0) log.warn(`cycle ${cycleId}: applying ${deactivating.size} deactivation(s) allowed by ${allowance.by} at ${allowance.grantedAt}`, { cycleId });
-    let guardEtag = guardRow?.etag ?? null;
-    const saveGuard = async (value: GuardState) => {
-      if (dryRun) return;
-      try {
-        guardEtag = await deps.state.putMeta(GUARD_KEY, value, guardEtag);
-      } catch (err) {
-        // An admin allowed deactivations meanwhile: keep their allowance for the next cycle.
-        if ((err as { code?: string }).code !== 'STATE_CONFLICT') throw err;
-        log.warn('the deactivation guard changed during the cycle; the next cycle re-reads it', { cycleId });
-      }
-    };
-    if (ownerUnknown) {
-      result.actions = result.actions.map((a): Action => deactivates(a)
-        ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
-        : a);
-    } else if (JSON.stringify(nextGuard) !== JSON.stringify(guardState)) {
-      await saveGuard(nextGuard);
-    }
-    const heldForOwner = ownerUnknown ? deactivating.size : 0;
+    const guard = await guardDeactivations(deps, result, {
+      ownerUnknown,
+      managed: links.filter((l) => l.teamViewerId).length,
+      inScope: desired.filter((u) => u.entitled).length,
+      imported: users.length,
+      cycleId,
+      startedAt,
+      dryRun,
+    });
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });
@@ -365,8 +326,8 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
         : budgetReached
           ? { ...reportOf(action, 'skipped'), reason: 'not yet: the cycle reached its time budget; the next heartbeat continues' }
-        : staged.has(action)
-          ? { ...reportOf(action, 'staged'), kind: 'disable' as const, reason: `staged, not applied: ${decision.hold ? decision.message : ''}` }
+        : guard.held.has(action)
+          ? { ...reportOf(action, 'staged'), kind: 'disable' as const, reason: `staged, not applied: ${guard.holdMessage}` }
           : waiting(escrows.get(action.entraId), action, startedAt)
             ? { ...reportOf(action, 'skipped'), reason: escrowReason(escrows.get(action.entraId)!) }
           : dryRun
@@ -401,11 +362,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     record.result = abort ? 'failed' : failed > 0 ? 'partial' : 'succeeded';
     if (abort) record.error = abort;
     if (delta && !abort) await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag).catch((err) => log.warn('could not save the delta watermark; the next cycle reads everything', { cycleId, error: errorInfo(err).message }));
-    // An allowance is used up by the cycle that applied it (a failed one keeps it for the next).
-    const releasedAll = [...deactivating].every((a) => reports.some((r) => r.entraId === a.entraId && r.status === 'success'));
-    if (allowance && !abort && !budgetReached && releasedAll && nextGuard.allowance) await saveGuard({ ...nextGuard, allowance: null });
+    await guard.finish(reports, !abort && !budgetReached);
     // Deactivations held for want of the token owner are work not done: say so (and no quiet shortcut next time).
-    if (heldForOwner > 0 && record.result === 'succeeded') record.result = 'partial';
+    if (guard.heldForOwner > 0 && record.result === 'succeeded') record.result = 'partial';
   } catch (err) {
     if (err instanceof NothingChanged) {
       // The shortcut above finished the cycle.
@@ -472,6 +431,113 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     actions: reports,
     ...(record.error ?? stateError ? { error: record.error ?? stateError } : {}),
   };
+}
+
+/** The guard's verdict for one cycle, and how to record what became of it. */
+interface GuardRun {
+  /** Deactivations held back (staged) this cycle. */
+  held: ReadonlySet<Action>;
+  /** Why they are held, for their reports. */
+  holdMessage: string;
+  /** Deactivations turned into warnings because the token owner is unknown. */
+  heldForOwner: number;
+  /** After applying: uses the allowance up when `ok` and every deactivation it released succeeded. */
+  finish(reports: readonly ActionReport[], ok: boolean): Promise<void>;
+}
+
+/**
+ * The accidental-deletion guard (shared/sync/guard.ts): releases what an admin allowed, judges
+ * every other deactivation, holds them back when there are too many or the read looks short, and
+ * saves the guard's state before anything is applied. Without the token owner nothing is
+ * deactivated and the guard's state is left exactly as it was: this cycle decided nothing about it.
+ */
+async function guardDeactivations(
+  deps: CycleDeps,
+  result: Plan,
+  ctx: { ownerUnknown: boolean; managed: number; inScope: number; imported: number; cycleId: string; startedAt: Date; dryRun: boolean },
+): Promise<GuardRun> {
+  const log = deps.logger;
+  const { cycleId } = ctx;
+  const deactivating = result.actions.filter(deactivates);
+  if (ctx.ownerUnknown) {
+    result.actions = result.actions.map((a): Action => deactivates(a)
+      ? { entraId: a.entraId, userPrincipalName: a.userPrincipalName, kind: 'skip', warning: true, teamViewerId: ('teamViewerId' in a && a.teamViewerId) || undefined, reason: 'deactivation held back: the account that owns the TeamViewer token could not be identified; grant the token "Account management: view account data"' }
+      : a);
+    return { held: new Set(), holdMessage: '', heldForOwner: deactivating.length, finish: async () => undefined };
+  }
+  const loaded = await loadGuard(deps.state);
+  const judgement = judge({
+    state: loaded.value,
+    deactivations: deactivating.map(heldUser),
+    allowedIds: loaded.allowedIds,
+    stagedIds: loaded.stagedIds,
+    managed: ctx.managed,
+    inScope: ctx.inScope,
+    imported: ctx.imported,
+    settings: deps.guard ?? DEFAULT_GUARD,
+    cycleId,
+    at: ctx.startedAt.toISOString(),
+    newSetId: deps.state.newIdSetId(ctx.startedAt),
+  });
+  const { decision, next } = judgement;
+  const allowance = loaded.value.allowance;
+  if (judgement.droppedLegacyAllowance) log.warn(`cycle ${cycleId}: the allowance granted by ${allowance?.by} at ${allowance?.grantedAt} comes from an older version that did not record which users it released; it is dropped and the deactivations are judged again (allow them again if they are held)`, { cycleId });
+  if (judgement.released.size > 0) log.warn(`cycle ${cycleId}: applying ${judgement.released.size} deactivation(s) allowed by ${allowance?.by} at ${allowance?.grantedAt}`, { cycleId, released: judgement.released.size });
+  if (judgement.held.size > 0 && decision.hold) log.warn(`cycle ${cycleId}: ${decision.message}; run "tvsync allow-deactivations" to apply them`, { cycleId, staged: judgement.held.size, newlyHeld: next.staged?.newlyHeld });
+
+  let etag = loaded.etag;
+  let current = loaded.value;
+  let stale = false;
+  /** Saves the guard's state; an admin who changed it meanwhile wins, and the next cycle re-reads it. */
+  const save = async (value: GuardState, newSet: { setId: string; ids: string[] } | null): Promise<void> => {
+    if (ctx.dryRun || stale) return;
+    if (!newSet && JSON.stringify(value) === JSON.stringify(current)) {
+      current = value;
+      return;
+    }
+    try {
+      etag = await commitGuard(deps.state, { previous: current, next: value, etag, newSet }, log);
+      current = value;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'STATE_CONFLICT') throw err;
+      stale = true;
+      log.warn('the deactivation guard changed during the cycle; the next cycle re-reads it', { cycleId });
+    }
+  };
+  await save(next, judgement.newSet);
+  const held = new Set(deactivating.filter((a) => judgement.held.has(a.entraId.toLowerCase())));
+  return {
+    held,
+    holdMessage: decision.hold ? decision.message : '',
+    heldForOwner: 0,
+    async finish(reports, ok) {
+      if (!ok || stale || !next.allowance) return;
+      const succeeded = new Set(reports.filter((r) => r.status === 'success').map((r) => r.entraId.toLowerCase()));
+      if (![...judgement.released].every((id) => succeeded.has(id))) return;
+      await save(consumeAllowance(next, { count: judgement.released.size, cycleId, at: ctx.startedAt.toISOString() }), null);
+    },
+  };
+}
+
+function heldUser(a: Action): HeldUser {
+  return { entraId: a.entraId, userPrincipalName: a.userPrincipalName, teamViewerId: 'teamViewerId' in a ? (a.teamViewerId ?? null) : null, reason: 'reason' in a ? a.reason : 'deactivate' };
+}
+
+/**
+ * The guard's row with the ids it names. A set can vanish between reading the row and the set
+ * only when an admin's allow-deactivations replaced it meanwhile: then the row is read again.
+ */
+async function loadGuard(state: GuardStore): Promise<{ value: GuardState; etag: string | null; allowedIds: Set<string>; stagedIds: Set<string> | null }> {
+  for (let attempt = 1; ; attempt++) {
+    const { value, etag } = await readGuard(state);
+    try {
+      const allowedIds = value.allowance?.setId ? await readIds(state, value.allowance.setId, value.allowance.count) : new Set<string>();
+      const stagedIds = value.staged?.setId ? await readIds(state, value.staged.setId, value.staged.count) : null;
+      return { value, etag, allowedIds, stagedIds };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'STATE_NOT_FOUND' || attempt >= 3) throw err;
+    }
+  }
 }
 
 /** Actions an escrow holds back until its next attempt; deactivations and unlinks are never held. */
@@ -770,7 +836,7 @@ async function applyCreate(
     const holder = (await deps.state.listLinks()).find((l) => l.teamViewerId === match.id && l.entraId !== action.entraId);
     if (holder) {
       await deps.state.deleteLink(action.entraId).catch(() => undefined);
-      throw Object.assign(new Error(`TeamViewer user ${match.id} "${match.userName}" is already linked to another Entra user (${holder.entraId}); not linked twice`), { code: 'USERNAME_CONFLICT' });
+      throw Object.assign(new Error(`TeamViewer user ${match.id} "${match.userName}" is already linked to another Entra user (${holder.entraId}); not linked twice. If that person left and the login was reused, run "tvsync unlink ${holder.entraId}"`), { code: 'USERNAME_CONFLICT' });
     }
     deps.logger.debug(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
     await deps.state.putLink(linkFor(match));

@@ -5,9 +5,13 @@
  * Invariants:
  * - Only a writer holding the row's current ETag can renew or release it; every take-over is a
  *   conditional write, so two processes can never both believe they hold the lease.
- * - The lease is short (LEASE_TTL_MS) and renewed while work goes on; a lease left by a process
- *   that died expires and is taken over within about a minute — at once when the dead holder
- *   was a process on this same host (its pid no longer exists).
+ * - A holder is named by a random instance id made once per process, plus a counter per lease.
+ *   Hostname and pid are recorded for people only: containers share hostnames, and a pid is
+ *   reused in another container or after a restart, so neither says whether a holder lives.
+ * - A lease held elsewhere is never taken over before it expires (LEASE_TTL_MS after its last
+ *   renewal): a holder that died frees it within a minute, a live one keeps renewing it. The one
+ *   exception is provably dead: a lease this very process took and has since let go of (its
+ *   release failed), recognised by this process's instance id.
  * - A holder that fails to renew (someone took over, or storage is unreachable past the expiry)
  *   must stop writing: `signal` is aborted and the cycle stops before its next TeamViewer write.
  */
@@ -15,12 +19,22 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from '../log';
 
+/** This process, for as long as it runs: never reused, never derived from the host. */
+const INSTANCE_ID = randomBytes(8).toString('hex');
+let leasesTaken = 0;
+/** Holder names of the leases this process holds now. */
+const holding = new Set<string>();
+
 export const LEASE_KEY = 'lease';
 export const LEASE_TTL_MS = 60_000;
 export const LEASE_RENEW_MS = 20_000;
 
 export interface LeaseRecord {
+  /** `<instance id>.<n>`: the process (random, per process) and which of its leases. */
   holder: string;
+  /** For people only: where the holder said it runs (never used to decide anything). */
+  host?: string;
+  pid?: number;
   purpose: string;
   acquiredAt: string;
   expiresAt: string;
@@ -36,7 +50,7 @@ export interface LeaseState {
 export class LeaseHeldError extends Error {
   readonly code = 'CYCLE_ALREADY_RUNNING';
   constructor(readonly lease: LeaseRecord) {
-    super(`another cycle is running (${lease.purpose}, held by ${lease.holder} since ${lease.acquiredAt}, lease valid until ${lease.expiresAt})`);
+    super(`another cycle is running (${lease.purpose}, held by ${describeHolder(lease)} since ${lease.acquiredAt}, lease valid until ${lease.expiresAt}; if that process is gone, the lease is free then)`);
     this.name = 'LeaseHeldError';
   }
 }
@@ -62,8 +76,8 @@ export interface AcquireOptions {
 export async function acquireLease(state: LeaseState, options: AcquireOptions): Promise<HeldLease> {
   const now = options.now ?? (() => new Date());
   const ttl = options.ttlMs ?? LEASE_TTL_MS;
-  const holder = `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
-  const fresh = (): LeaseRecord => ({ holder, purpose: options.purpose, acquiredAt: now().toISOString(), expiresAt: new Date(now().getTime() + ttl).toISOString() });
+  const holder = `${INSTANCE_ID}.${++leasesTaken}`;
+  const fresh = (): LeaseRecord => ({ holder, host: os.hostname(), pid: process.pid, purpose: options.purpose, acquiredAt: now().toISOString(), expiresAt: new Date(now().getTime() + ttl).toISOString() });
 
   const current = await state.getMeta<LeaseRecord>(LEASE_KEY);
   let record = fresh();
@@ -74,8 +88,8 @@ export async function acquireLease(state: LeaseState, options: AcquireOptions): 
     } else if (Date.parse(current.value.expiresAt) <= now().getTime()) {
       options.logger.warn(`taking over an expired lease left by ${current.value.holder} (${current.value.purpose}, expired ${current.value.expiresAt})`);
       etag = await state.putMeta(LEASE_KEY, record, current.etag);
-    } else if (holderIsDeadHere(current.value.holder)) {
-      options.logger.warn(`taking over the lease of ${current.value.holder} (${current.value.purpose}): that process no longer runs on this host`);
+    } else if (leftByThisProcess(current.value.holder)) {
+      options.logger.warn(`taking over a lease this process took and let go of (${current.value.purpose}): its release had failed`);
       etag = await state.putMeta(LEASE_KEY, record, current.etag);
     } else {
       throw new LeaseHeldError(current.value);
@@ -86,6 +100,7 @@ export async function acquireLease(state: LeaseState, options: AcquireOptions): 
     throw new LeaseHeldError(winner?.value ?? { holder: 'another process', purpose: 'a cycle', acquiredAt: now().toISOString(), expiresAt: now().toISOString() });
   }
 
+  holding.add(holder);
   const controller = new AbortController();
   let released = false;
   let renewing: Promise<void> = Promise.resolve();
@@ -122,6 +137,7 @@ export async function acquireLease(state: LeaseState, options: AcquireOptions): 
       await renewing;
       if (released) return;
       released = true;
+      holding.delete(holder);
       if (controller.signal.aborted) return;
       await state.deleteMeta(LEASE_KEY, etag).catch((err) => {
         if (!isConflict(err)) options.logger.warn(`could not release the run lease (it expires by itself): ${(err as Error).message}`);
@@ -136,15 +152,11 @@ export async function liveLease(state: LeaseState, now: Date = new Date()): Prom
   return current && Date.parse(current.value.expiresAt) > now.getTime() ? current.value : null;
 }
 
-/** True when `holder` names a process on this host that is no longer running (it crashed). */
-function holderIsDeadHere(holder: string): boolean {
-  const [host, pidText] = holder.split('/');
-  const pid = Number(pidText);
-  if (host !== os.hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+/** True when `holder` is a lease this process took and no longer holds (a release that failed). */
+function leftByThisProcess(holder: string): boolean {
+  return holder.startsWith(`${INSTANCE_ID}.`) && !holding.has(holder);
+}
+
+function describeHolder(lease: LeaseRecord): string {
+  return lease.host ? `${lease.host}/${lease.pid ?? '?'} (instance ${lease.holder})` : lease.holder;
 }

@@ -78,6 +78,11 @@ export interface Link {
   updatedAt: string;
   /** Set when a create was started but its result not yet recorded. */
   pending?: 'create';
+  /**
+   * Set by `restart --full`: the next cycle that reads this user matches them again by userName and
+   * rewrites the link. The link is kept until then, so a user who is no longer read is still deactivated.
+   */
+  rematch?: true;
 }
 
 export type CycleKind = 'initial' | 'incremental';

@@ -15,6 +15,10 @@
  * - A disabled (not entitled) Entra user is never created.
  * - Users protected by the caller (the token owner) are never disabled.
  * - An unchanged user produces no action: a cycle with no changes writes nothing to TeamViewer.
+ * - A link marked for re-matching (restart --full) is checked again by userName when its user is
+ *   read, and rewritten (a `link` action, which clears the mark). It never abandons a TeamViewer
+ *   user that still exists: when another one has the login, the link stays and a warning says so.
+ *   A marked link whose user is not read is deprovisioned like any other: no leaver is orphaned.
  */
 import type { Link, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from './model';
 import { diff, draftFor, type AttributeChange, type DesiredUser } from './mapping';
@@ -130,6 +134,19 @@ export function plan(input: PlanInput): Plan {
     }
   };
 
+  /** restart --full: the login now belongs to another TeamViewer user, but the linked one still exists. */
+  const warnIfLoginElsewhere = (base: ActionBase, current: TeamViewerUser, userName: string) => {
+    const other = unclaimed(userName, base.entraId).find((u) => u.id !== current.id);
+    if (!other) return;
+    actions.push({
+      ...base,
+      kind: 'skip',
+      warning: true,
+      teamViewerId: current.id,
+      reason: `matching again by userName found TeamViewer user ${other.id} "${other.userName}", but the user stays linked to TeamViewer user ${current.id} "${current.userName}", which still exists (tvsync never abandons a TeamViewer user it manages); rename or remove one of them in TeamViewer, or run "tvsync unlink ${base.entraId}" to match this user by userName afresh`,
+    });
+  };
+
   for (const user of input.users) {
     seen.add(user.entraId);
     const base = { entraId: user.entraId, userPrincipalName: user.userPrincipalName };
@@ -141,13 +158,16 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (current) {
+      // Re-matching (restart --full) rewrites the link like a resolved intent does.
+      const relink = fromIntent || Boolean(link?.rematch);
+      if (link?.rematch && !user.error) warnIfLoginElsewhere(base, current, userNameOf(user));
       if (!user.entitled && user.notEntitled) {
-        deprovision(base, current, fromIntent, user.notEntitled.kind, user.notEntitled.reason);
+        deprovision(base, current, relink, user.notEntitled.kind, user.notEntitled.reason);
       } else if (user.error) {
         actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, teamViewerId: current.id });
       } else {
         const { patch, changes } = guardOwner(diff(user, current), current, protectedIds, base, actions);
-        if (fromIntent) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+        if (relink) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
         else if (changes.length === 0) unchanged++;
         else if (patch.active === false) actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: 'the active mapping gave False', patch, changes });
         else actions.push({ ...base, kind: patch.active === true ? 'enable' : 'update', teamViewerId: current.id, patch, changes });
@@ -201,7 +221,7 @@ export function plan(input: PlanInput): Plan {
     }
     const taken = (tvByName.get(key(userName)) ?? []).find((u) => claimed.has(u.id));
     if (taken) {
-      actions.push({ ...base, kind: 'fail', code: 'USERNAME_CONFLICT', reason: `TeamViewer user ${taken.id} "${taken.userName}" is already linked to another Entra user (${claimed.get(taken.id)}); if that person left and the login was reused, run tvsync restart --full or remove the old link` });
+      actions.push({ ...base, kind: 'fail', code: 'USERNAME_CONFLICT', reason: `TeamViewer user ${taken.id} "${taken.userName}" is already linked to another Entra user (${claimed.get(taken.id)}); if that person left and the login was reused, run "tvsync unlink ${claimed.get(taken.id)}" to drop only that link, and the next cycle links the TeamViewer user to this one` });
       continue;
     }
     actions.push({ ...base, kind: 'create', draft: draftFor(user), desired: user, ...(vanished ? { replacesTeamViewerId: vanished } : {}) });

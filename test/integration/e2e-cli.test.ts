@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite } from '../support/azurite';
 import { expectedInScope, sampleTenant, userId } from '../support/tenant';
 import { runCli, startWorld, type World } from '../support/world';
+import { expireLease } from '../support/lease';
 
 let storage: Awaited<ReturnType<typeof startAzurite>>;
 const worlds: World[] = [];
@@ -155,7 +156,7 @@ describe('tvsync sync, end to end', () => {
     expect(w.teamViewer.users().filter((u) => u.createdBy === 'scim')).toEqual([]);
   });
 
-  it('When the process is killed (kill -9) mid-cycle, then the next sync ends with no duplicates and nobody missing', async () => {
+  it('When the process is killed (kill -9) mid-cycle, then its lease holds until it expires, and the next sync ends with no duplicates and nobody missing', async () => {
     const w = await world({ teamViewer: { latencyMs: 40 } });
     const inScope = upnsInScope(w);
     const killed = await runCli(['sync'], w.env, {
@@ -173,6 +174,13 @@ describe('tvsync sync, end to end', () => {
     const partial = w.teamViewer.users().filter((u) => u.createdBy === 'scim').length;
     expect(partial).toBeGreaterThanOrEqual(10);
     expect(partial).toBeLessThan(inScope.length);
+
+    // Nothing on this host can prove the holder dead (containers share hostnames and pids): the
+    // lease is not taken over before it expires.
+    const early = await runCli(['sync', '--wait', '0'], w.env);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/another cycle is running \(cli cycle, held by .*\(instance [0-9a-f]{16}\.1\).*lease valid until/);
+    expect(await expireLease(w.env)).toMatchObject({ purpose: 'cli cycle' });
 
     const resumed = await runCli(['sync', '--json'], w.env);
     expect(resumed.code, resumed.stderr).toBe(0);

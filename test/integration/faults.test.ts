@@ -33,6 +33,7 @@ import { startAzurite } from '../support/azurite';
 import { createFaultsReport } from '../support/faults-report';
 import { DEFAULT_ROLE, expectedInScope, groupId, sampleTenant, SP_ID, userId } from '../support/tenant';
 import { runCli, startWorld, type CliRun, type World } from '../support/world';
+import { expireLease } from '../support/lease';
 
 let storage: Awaited<ReturnType<typeof startAzurite>>;
 let identity: IdentityEmulator;
@@ -388,6 +389,7 @@ describe('fault injection through real cycles', () => {
     const atKill = scim();
     await new Promise((resolve) => setTimeout(resolve, 100)); // writes in flight land after the kill
     const landed = scim();
+    await expireLease(w.env); // the minute after which a dead holder's lease is free
     const resumed = await runCli(['sync', '--json'], w.env);
     s.cycles++;
     const out = JSON.parse(resumed.stdout) as CycleReport;
@@ -420,6 +422,7 @@ describe('fault injection through real cycles', () => {
       },
     });
     expect(killed.signal).toBe('SIGKILL');
+    await expireLease(w.env); // the minute after which a dead holder's lease is free
     expect((await runCli(['sync'], w.env)).code).toBe(0);
     const status = await (await new Scenario('6b', w).app()).status();
     expect(status.lastCycle?.result).toBe('succeeded');

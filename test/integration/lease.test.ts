@@ -1,6 +1,7 @@
 /**
- * The run lease against a real Azurite: one holder at a time, take-over of an expired or dead
- * holder's lease, and a holder that loses its lease stops.
+ * The run lease against a real Azurite: one holder at a time, take-over of an expired lease only
+ * (never of a live holder elsewhere, whatever its host and pid), and a holder that loses its lease
+ * stops.
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -60,16 +61,45 @@ describe('run lease', () => {
     await taker.release();
   });
 
-  it('When the holder is a process on this host that died, then its lease is taken over at once', async () => {
+  it('When the holder named this host and a pid that no longer runs, then its lease is still not taken over before it expires', async () => {
     const s = await store();
     const child = spawn(process.execPath, ['-e', 'setTimeout(()=>{}, 10)']);
     const deadPid = child.pid!;
     await new Promise((r) => child.on('exit', r));
-    await s.putMeta<LeaseRecord>(LEASE_KEY, { holder: `${os.hostname()}/${deadPid}/dead01`, purpose: 'cli cycle', acquiredAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() });
-    const logger = memoryLogger();
-    const lease = await acquireLease(s, { purpose: 'resume', logger });
-    expect(logger.lines.some((l) => /no longer runs on this host/.test(l.message))).toBe(true);
+    // Another container with the same hostname, or this host before a pid was reused: no proof of death.
+    for (const holder of [`${os.hostname()}/${deadPid}/dead01`, 'fedcba9876543210.3']) {
+      await s.putMeta<LeaseRecord>(LEASE_KEY, { holder, host: os.hostname(), pid: deadPid, purpose: 'cli cycle', acquiredAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() });
+      const error = await acquireLease(s, { purpose: 'resume', logger: memoryLogger() }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LeaseHeldError);
+      await s.deleteMeta(LEASE_KEY);
+    }
+  });
+
+  it('When a lease is taken, then its holder is a random instance id, with host and pid recorded for people only', async () => {
+    const s = await store();
+    const first = await acquireLease(s, { purpose: 'one', logger: memoryLogger() });
+    await first.release();
+    const second = await acquireLease(s, { purpose: 'two', logger: memoryLogger() });
+    await second.release();
+    expect(first.record).toMatchObject({ host: os.hostname(), pid: process.pid, holder: expect.stringMatching(/^[0-9a-f]{16}\.\d+$/) });
+    expect(first.record.holder.split('.')[0]).toBe(second.record.holder.split('.')[0]);
+    expect(first.record.holder).not.toBe(second.record.holder);
+    expect(first.record.holder).not.toContain(os.hostname());
+  });
+
+  it('When this very process let go of a lease whose release failed, then it takes it over at once', async () => {
+    const s = await store();
+    const lease = await acquireLease(s, { purpose: 'cli cycle', logger: memoryLogger() });
+    // The release's conditional delete misses (the row's ETag changed): the row stays behind.
+    const row = await s.getMeta<LeaseRecord>(LEASE_KEY);
+    await s.putMeta<LeaseRecord>(LEASE_KEY, row!.value, row!.etag);
     await lease.release();
+    expect((await liveLease(s))?.holder).toBe(lease.record.holder);
+    const logger = memoryLogger();
+    const next = await acquireLease(s, { purpose: 'next cycle', logger });
+    expect(logger.lines.some((l) => /this process took and let go of/.test(l.message))).toBe(true);
+    await next.release();
+    expect(await liveLease(s)).toBeNull();
   });
 
   it('When someone else takes the lease over, then the holder aborts at its next renewal', async () => {

@@ -107,11 +107,12 @@ describe('tvsync serve', () => {
     expect(after.lastCycle.result).toBe('succeeded');
   });
 
-  it('When POST /api/restart?full=true, then links are dropped and the next cycle relinks everyone by userName, creating nobody', async () => {
+  it('When POST /api/restart?full=true, then no link is dropped and the next cycle matches everyone again by userName, creating nobody', async () => {
     const res = await post('restart?full=true');
-    const body = (await res.json()) as { droppedLinks: number };
+    const body = (await res.json()) as { restarted: boolean; full: boolean; rematching: number; stagedKept: number };
     expect(res.status).toBe(200);
-    expect(body.droppedLinks).toBeGreaterThan(10);
+    expect(body).toMatchObject({ restarted: true, full: true, stagedKept: 0 });
+    expect(body.rematching).toBeGreaterThan(10);
     const users = world.teamViewer.users().length;
     const before = (await status()).lastCycle.id;
     await post('run');
@@ -120,7 +121,7 @@ describe('tvsync serve', () => {
       return d.lastCycle && d.lastCycle.id !== before && d.lastCycle.result !== 'running' ? d : undefined;
     });
     expect(after.lastCycle.kind).toBe('initial');
-    expect(after.lastCycle.counts.linked).toBe(body.droppedLinks);
+    expect(after.lastCycle.counts.linked).toBe(body.rematching);
     expect(after.lastCycle.counts.created).toBe(0);
     expect(world.teamViewer.users()).toHaveLength(users);
   });

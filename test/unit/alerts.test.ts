@@ -21,6 +21,21 @@ function evaluate(state: AlertState, f: ReturnType<typeof facts>, deliver = true
   return { kinds, state: nextAlertState(state, d, deliver ? d.due.map((x) => x.key) : [], deliver && d.recovery !== null, now) };
 }
 
+describe('held-back deactivations after an allowance', () => {
+  const staged = (since: string) => ({ reason: 'SuspiciousRead' as const, message: 'Entra ID returned no users in scope', count: 40, limit: 500, since, cycleId: 'c2', sample: [] });
+  const release = { by: 'alice', grantedAt: minutesAgo(30), allowed: 60, applied: 60, cycleId: 'c2', at: minutesAgo(10) };
+
+  it('When the cycle that applied an allowance held others, then their email says what was allowed and applied', () => {
+    const d = decideAlerts(empty, facts({ staged: staged(minutesAgo(10)), release }));
+    expect(d.due.map((x) => x.notification)).toEqual([expect.objectContaining({ kind: 'deactivations-staged', count: 40, detail: 'Entra ID returned no users in scope', allowed: { count: 60, applied: 60, by: 'alice', grantedAt: minutesAgo(30) } })]);
+  });
+
+  it('When the last allowance was used up before this batch began, then the email does not mention it', () => {
+    const d = decideAlerts(empty, facts({ staged: staged(minutesAgo(5)), release }));
+    expect(d.due[0]?.notification).not.toHaveProperty('allowed');
+  });
+});
+
 describe('failure emails: one per reason, one recovery per recovery', () => {
   it('quarantine entered → one email; the same quarantine again → none; reason changed → one; cleared → one recovery; then none', () => {
     let r = evaluate(empty, facts({ quarantine: q('Unauthorized') }));

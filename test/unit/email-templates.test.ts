@@ -49,6 +49,15 @@ const cases: Array<{ name: string; n: Notification; subject: string[]; body: str
     body: ['far fewer users', 'all of 1', 'megan@contoso.test: missing from Graph', 'tvsync allow-deactivations'],
   },
   {
+    name: 'deactivations newly held by the cycle that applied an allowance',
+    n: {
+      kind: 'deactivations-staged', at: AT, count: 40, threshold: 500, cause: 'suspicious-drop', detail: 'Entra ID returned no users in scope, where the last good read had 40',
+      allowed: { count: 60, applied: 60, by: 'alice (tvsync CLI)', grantedAt: '2025-03-10T11:30:00.000Z' }, sample: [{ userPrincipalName: 'megan@contoso.test', reason: 'no longer assigned' }],
+    },
+    subject: ['40 deactivations held back'],
+    body: ['Details: Entra ID returned no users in scope, where the last good read had 40.', 'They are newly held', 'the 60 deactivations alice (tvsync CLI) allowed on 2025-03-10 11:30 UTC, of which 60 were applied', 'Newly held', 'Allowed before and applied', '60 of 60'],
+  },
+  {
     name: 'no successful cycle for a while',
     n: { kind: 'no-successful-cycle', at: AT, lastSuccessAt: '2025-03-10T08:40:00.000Z', since: '2025-03-10T08:40:00.000Z', missedCycles: 5, lastError: { code: 'GRAPH_UNAVAILABLE', message: 'Graph answered 503 five times' } },
     subject: ['No successful cycle for 3 h 20 min'],

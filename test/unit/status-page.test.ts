@@ -252,6 +252,7 @@ describe('status page: escaping', () => {
     { field: 'generatedAt', over: (h) => ({ generatedAt: h }) },
     { field: 'quarantine', over: (h) => ({ quarantine: { reason: h, since: h, message: h, howToRelease: h } }) },
     { field: 'staged deactivations', over: (h) => ({ stagedDeactivations: { reason: h, message: h, count: 1, limit: 0, since: h, cycleId: h, allowed: false, sample: [{ entraId: h, userPrincipalName: h, teamViewerId: h, reason: h }] } }) },
+    { field: 'allowance', over: (h) => ({ stagedDeactivations: { reason: 'SuspiciousRead', message: 'm', count: 1, newlyHeld: 1, limit: 0, since: '2026-03-10T11:00:00.000Z', cycleId: 'c', allowed: true, sample: [] }, allowance: { by: h, grantedAt: h, count: 1, pending: true, applied: null, cycleId: null, appliedAt: null } }) },
   ];
   for (const { field, over } of fields) {
     it(`When the ${field} is hostile markup, then it shows as text and opens no tag or attribute`, () => {
@@ -407,5 +408,25 @@ describe('escrowed users on the page', () => {
     expect(html).not.toContain('<script>alert(1)');
     expect(html).toContain('failed 2 time(s)');
     expect(html).toContain('TEAMVIEWER_CONFLICT');
+  });
+});
+
+describe('status page: held-back deactivations after an allowance', () => {
+  it('When a cycle applied an allowance and held others, then the page says how many were allowed and applied, and how many are newly held', () => {
+    const text = visibleText(renderStatusPage(doc({
+      health: 'quarantined',
+      stagedDeactivations: { reason: 'SuspiciousRead', message: 'Entra ID returned no users in scope', count: 40, newlyHeld: 40, limit: 500, since: '2026-03-10T11:40:00.000Z', cycleId: 'c2', allowed: false, sample: [] },
+      allowance: { by: 'alice', grantedAt: '2026-03-10T11:30:00.000Z', count: 60, pending: false, applied: 60, cycleId: 'c2', appliedAt: '2026-03-10T11:40:00.000Z' },
+    })));
+    expect(text.replace(/\s+(?=[,.:])/g, '')).toContain('40 deactivation(s) held back (limit 500) since 2026-03-10 11:40:00 UTC, 40 of them newly held by the last cycle.');
+    expect(text.replace(/\s+(?=[,.:])/g, '')).toContain('60 deactivation(s) allowed by alice at 2026-03-10 11:30:00 UTC: 60 applied by cycle c2. Those held now were not part of it.');
+  });
+
+  it('When the last allowance is older than the batch held now, then the page does not tie them together', () => {
+    const text = visibleText(renderStatusPage(doc({
+      stagedDeactivations: { reason: 'TooManyDeactivations', message: 'm', count: 3, newlyHeld: 3, limit: 2, since: '2026-03-10T11:40:00.000Z', cycleId: 'c9', allowed: false, sample: [] },
+      allowance: { by: 'alice', grantedAt: '2026-03-01T11:30:00.000Z', count: 60, pending: false, applied: 60, cycleId: 'c2', appliedAt: '2026-03-01T11:40:00.000Z' },
+    })));
+    expect(text).not.toContain('allowed by alice');
   });
 });
