@@ -162,6 +162,18 @@ function needTemplate(ctx: { skip: (note?: string) => void }): ArmTemplate {
 
 const setByTemplate = () => new Map(settings.map((s) => [s.name, s]));
 
+/** Does shared/config.ts refuse this value of this setting (the required ones given)? */
+function refusedByTvsync(name: string, value: string): boolean {
+  const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
+  try {
+    loadSettings({ env: { ...base, [name]: value }, localSettingsDir: null });
+    return false;
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    return err.problems.some((p) => p.setting === name);
+  }
+}
+
 describe('local.settings.sample.json', () => {
   const sample = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'local.settings.sample.json'), 'utf8')) as {
     IsEncrypted: boolean;
@@ -588,16 +600,7 @@ describe('the Bicep template', () => {
 
   it('bounds each whole-number setting by the range tvsync accepts, so a deployable value never stops the app', (ctx) => {
     const arm = needTemplate(ctx);
-    const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
-    const rejected = (name: string, value: number): boolean => {
-      try {
-        loadSettings({ env: { ...base, [name]: String(value) }, localSettingsDir: null });
-        return false;
-      } catch (err) {
-        if (!(err instanceof SettingsError)) throw err;
-        return err.problems.some((p) => p.setting === name);
-      }
-    };
+    const rejected = (name: string, value: number): boolean => refusedByTvsync(name, String(value));
     const checked: string[] = [];
     const problems: string[] = [];
     for (const setting of settings) {
@@ -623,16 +626,7 @@ describe('the Bicep template', () => {
 
   it('lets every string setting with allowed values or a length limit take only values tvsync accepts', (ctx) => {
     const arm = needTemplate(ctx);
-    const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
-    const refused = (name: string, value: string): boolean => {
-      try {
-        loadSettings({ env: { ...base, [name]: value }, localSettingsDir: null });
-        return false;
-      } catch (err) {
-        if (!(err instanceof SettingsError)) throw err;
-        return err.problems.some((p) => p.setting === name);
-      }
-    };
+    const refused = refusedByTvsync;
     const checked: string[] = [];
     const problems: string[] = [];
     for (const setting of settings) {
