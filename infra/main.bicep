@@ -76,6 +76,20 @@ param attributeMappings string = ''
 @description('true: users who leave scope (unassigned or filtered out) stay active in TeamViewer; disabled and deleted Entra accounts are still deactivated. Becomes SKIP_OUT_OF_SCOPE_DELETIONS.')
 param skipOutOfScopeDeletions bool = false
 
+@description('assigned: every group assigned to the TeamViewer enterprise application becomes a TeamViewer user group with the provisioned members (the token needs User groups: create, delete, edit, read; the company a Tensor licence); off: users only. Becomes GROUP_PROVISIONING.')
+@allowed([
+  'off'
+  'assigned'
+])
+param groupProvisioning string = 'off'
+
+@description('Put before the Entra display name to make the TeamViewer group name; at most 50 characters, trailing spaces kept. Becomes GROUP_NAME_PREFIX.')
+@maxLength(50)
+param groupNamePrefix string = ''
+
+@description('Roles for groups as JSON: [{"group": "<Entra group object id or exact display name>", "role": "<TeamViewer role name or id>"}]. Empty: roles are left alone. Becomes GROUP_ROLES.')
+param groupRoles string = ''
+
 @description('Accidental-deletion guard: most deactivations one cycle may apply, a count (500, Entra\'s default) or a share of the managed users (for example 15%). Above it they are all held back until `tvsync allow-deactivations`. Becomes DEACTIVATION_THRESHOLD.')
 param deactivationThreshold string = '500'
 
@@ -295,6 +309,9 @@ module functionApp 'app/function.bicep' = {
     scopingFilters: scopingFilters
     attributeMappings: attributeMappings
     skipOutOfScopeDeletions: skipOutOfScopeDeletions
+    groupProvisioning: groupProvisioning
+    groupNamePrefix: groupNamePrefix
+    groupRoles: groupRoles
     deactivationThreshold: deactivationThreshold
     suspiciousDropPercent: suspiciousDropPercent
     provisioningLogRetentionDays: provisioningLogRetentionDays

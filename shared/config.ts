@@ -20,6 +20,8 @@ import { DEFAULT_MAPPINGS, parseMappings, type SyncConfig } from './sync/mapping
 import { parseScopingFilters } from './sync/scoping';
 import { parseThreshold, type GuardSettings } from './sync/guard';
 import type { QuarantineSettings } from './sync/quarantine';
+import type { GroupSettings } from './sync/group-model';
+import { checkGroupNamePrefix, parseGroupRoles } from './sync/group-roles';
 
 export interface SettingSpec {
   name: string;
@@ -30,6 +32,8 @@ export interface SettingSpec {
   /** Required unless one of these settings is present (identity-based storage). */
   requiredUnless?: string[];
   secret?: boolean;
+  /** Read as given, not trimmed (a prefix may end in a space). */
+  keepWhitespace?: boolean;
   description: string;
   example: string;
 }
@@ -162,6 +166,28 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: 'false',
   },
   {
+    name: 'GROUP_PROVISIONING',
+    required: false,
+    default: 'off',
+    description: '`assigned`: every group assigned to the TeamViewer enterprise application becomes a TeamViewer user group with the provisioned members (needs the token right User groups: create, delete, edit, read, and a Tensor licence); `off`: users only.',
+    example: 'assigned',
+  },
+  {
+    name: 'GROUP_NAME_PREFIX',
+    required: false,
+    default: '',
+    keepWhitespace: true,
+    description: 'Put before the Entra display name to make the TeamViewer group name (at most 50 characters; trailing spaces are kept). Changing it renames every linked group.',
+    example: 'Entra - ',
+  },
+  {
+    name: 'GROUP_ROLES',
+    required: false,
+    default: '',
+    description: 'JSON list of {"group": "<Entra group object id or exact display name>", "role": "<TeamViewer role name or id>"}: that group\'s TeamViewer user group gets that role. Empty: roles are left alone.',
+    example: '[{"group":"Helpdesk","role":"Support agent"}]',
+  },
+  {
     name: 'DEACTIVATION_THRESHOLD',
     required: false,
     default: '500',
@@ -279,6 +305,8 @@ export interface Settings {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Scope, scoping filters, mappings, skip-out-of-scope-deletions. */
   sync: SyncConfig;
+  /** GROUP_PROVISIONING, GROUP_NAME_PREFIX, GROUP_ROLES. */
+  groups: GroupSettings;
   /** The accidental-deletion guard. */
   guard: GuardSettings;
   logRetentionDays: number;
@@ -362,7 +390,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     const spec = specs.get(name);
     if (!spec) throw new Error(`internal: setting ${name} is not declared in SETTING_SPECS`);
     const raw = values[name];
-    const value = raw === undefined ? undefined : raw.trim();
+    const value = raw === undefined ? undefined : spec.keepWhitespace ? raw : raw.trim();
     if (value !== undefined && value !== '' && spec.secret) registerSecret(value);
     if (value !== undefined && KEY_VAULT_REFERENCE.test(value)) {
       problems.push({
@@ -493,6 +521,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     logRetentionDays: integer('LOG_RETENTION_DAYS', 1, 3650),
     quarantine: { failurePercent: integer('QUARANTINE_FAILURE_PERCENT', 1, 100), minFailures: integer('QUARANTINE_MIN_FAILURES', 1, 1_000_000) },
     email: parseEmail(get, url, problems),
+    groups: parseGroups(get, problems),
     alertAfterMissedCycles: integer('ALERT_AFTER_MISSED_CYCLES', 1, 1000),
     cycleTimeBudgetSeconds: integer('CYCLE_TIME_BUDGET_SECONDS', 1, 86_400),
   };
@@ -517,6 +546,17 @@ function parseEmail(get: (name: string) => string | undefined, url: (name: strin
   if (!connectionString && !endpoint) problems.push({ setting: 'ACS_EMAIL_ENDPOINT', problem: 'is missing: NOTIFY_EMAIL_TO is set, so emails need ACS_EMAIL_ENDPOINT (with the managed identity) or ACS_EMAIL_CONNECTION_STRING' });
   if (connectionString && !/^endpoint=[^;]+;accesskey=[^;]+;?$/i.test(connectionString)) problems.push({ setting: 'ACS_EMAIL_CONNECTION_STRING', problem: 'is not "endpoint=…;accesskey=…" (value hidden)' });
   return { to, sender, ...(connectionString ? { connectionString } : {}), ...(endpoint ? { endpoint } : {}), ...(statusUrl ? { statusUrl } : {}) };
+}
+
+function parseGroups(get: (name: string) => string | undefined, problems: SettingProblem[]): GroupSettings {
+  const provisioning = get('GROUP_PROVISIONING') ?? 'off';
+  if (provisioning !== 'off' && provisioning !== 'assigned') problems.push({ setting: 'GROUP_PROVISIONING', problem: `"${provisioning}" must be off or assigned` });
+  const prefix = get('GROUP_NAME_PREFIX') ?? '';
+  const prefixProblem = checkGroupNamePrefix(prefix);
+  if (prefixProblem) problems.push({ setting: 'GROUP_NAME_PREFIX', problem: prefixProblem });
+  const { roles, problems: roleProblems } = parseGroupRoles(get('GROUP_ROLES') ?? '');
+  for (const problem of roleProblems) problems.push({ setting: 'GROUP_ROLES', problem });
+  return { provisioning: provisioning === 'assigned' ? 'assigned' : 'off', prefix, roles };
 }
 
 function parseStorage(get: (name: string) => string | undefined, problems: SettingProblem[]): StorageSetting {

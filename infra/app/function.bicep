@@ -94,6 +94,15 @@ param attributeMappings string
 @description('SKIP_OUT_OF_SCOPE_DELETIONS: leave users who leave scope active.')
 param skipOutOfScopeDeletions bool
 
+@description('GROUP_PROVISIONING: off or assigned.')
+param groupProvisioning string
+
+@description('GROUP_NAME_PREFIX: put before the Entra display name of each group.')
+param groupNamePrefix string
+
+@description('GROUP_ROLES: roles for groups as JSON (empty: roles are left alone).')
+param groupRoles string
+
 @description('DEACTIVATION_THRESHOLD: a count or a percentage.')
 param deactivationThreshold string
 
@@ -226,6 +235,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SCOPING_FILTERS: scopingFilters
     ATTRIBUTE_MAPPINGS: attributeMappings
     SKIP_OUT_OF_SCOPE_DELETIONS: skipOutOfScopeDeletions ? 'true' : 'false'
+    GROUP_PROVISIONING: groupProvisioning
+    GROUP_NAME_PREFIX: groupNamePrefix
+    GROUP_ROLES: groupRoles
     DEACTIVATION_THRESHOLD: deactivationThreshold
     SUSPICIOUS_DROP_PERCENT: string(suspiciousDropPercent)
     CYCLE_TIME_BUDGET_SECONDS: string(cycleTimeBudgetSeconds)

@@ -8,15 +8,18 @@
  *   mapping can still ask for the user's app role).
  * - extra attributes by canonical name (shared/sync/attributes.ts), brought back with $select.
  * - which object ids are soft-deleted (in the directory's deleted items).
- * - delta rounds (Graph delta query) of user changes and of assigned groups' membership changes,
- *   for incremental cycles.
+ * - delta rounds (Graph delta query) of user changes and of assigned groups' membership changes
+ *   and names, for incremental cycles.
+ * - the assigned groups' display names (`groupNames`), read by id rather than taken from the
+ *   assignments' principalDisplayName, which Graph's docs do not promise to follow a rename.
  *
  * Invariant: every read returns the complete answer or throws an EntraReadError — never a partial
  * one. A list missing users would make the cycle disable them in TeamViewer.
  *
  * Cost (assigned scope): one request per page of assignments, then $batch calls of 20 reads: group
  * member lists (users only, attributes through $select) and directly assigned users not already
- * seen in a group, 15 ids per `id in (...)` filter — up to 300 users per HTTP request. Scope all:
+ * seen in a group, 15 ids per `id in (...)` filter — up to 300 users per HTTP request; with
+ * `groupNames`, the assigned groups' names ride in the same $batch calls, 15 groups per read. Scope all:
  * pages of assignments, pages of /users ($top 999), and member lists with only ids. Delta rounds:
  * a round without changes is one request for users and one $batch for up to 1,000 groups.
  *
@@ -27,6 +30,7 @@ import { createHash } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
 import type { AssignedUser, EntraUser } from '../sync/model';
+import type { AssignedGroup } from '../sync/group-model';
 import { graphSelectFor, readAttribute, sourceAttribute, UnknownAttributeError } from '../sync/attributes';
 import { EntraReadError, isEntraReadError } from './errors';
 import { GraphRequester, type CollectionRequest, type DeltaRound, type GraphCallContext } from './graph-client';
@@ -93,6 +97,13 @@ export interface GroupMemberChanges {
   /** Groups that gained or lost a nested group: with nested groups expanded, re-read them. */
   groupsWithNestedChanges: string[];
   /**
+   * Groups whose displayName this round reported, with that name, sorted by id: every group on the
+   * initial round; afterwards every renamed group (and possibly others, as Graph may send an
+   * unchanged name beside another change). Compare with the name last written to notice a rename.
+   * A watermark started before names were selected reports none until its next initial round.
+   */
+  displayNames: AssignedGroup[];
+  /**
    * Where the next round starts: opaque (one Graph deltaLink per 50 groups, space-separated;
    * empty for no groups). Store it as is, with the groups it was started for.
    */
@@ -111,6 +122,11 @@ export interface ReadAssignedUsersOptions {
    * attributes are ignored. An unknown name throws UnknownAttributeError before any request.
    */
   attributes?: string[];
+  /**
+   * Also read each assigned group's displayName (for group provisioning): 15 groups per
+   * `id in (...)` read, sent in the same $batch calls as the member lists. Default false.
+   */
+  groupNames?: boolean;
 }
 
 export interface AssignedUsersRead {
@@ -118,6 +134,8 @@ export interface AssignedUsersRead {
   users: AssignedUserRecord[];
   /** Object ids (lower-case, sorted) of the groups assigned to the application. */
   assignedGroupIds: string[];
+  /** With `groupNames`: the assigned groups with their current display names, sorted by id. */
+  assignedGroups?: AssignedGroup[];
   /**
    * Object ids (lower-case, sorted) of the users assigned directly, as the assignments name them
    * (including any whose user no longer exists).
@@ -257,7 +275,10 @@ export class EntraReader {
       path: `/groups/${groupId}/${relation}/microsoft.graph.user?$select=${memberSelect}&$top=${this.pageSize}`,
       context: { concerns: `the ${expand ? 'transitive ' : ''}members of assigned group ${groupId}`, permission: 'GroupMember.Read.All' },
     }));
-    const members = await requester.collections<RawUser>(memberRequests);
+    const nameRequests = options.groupNames ? this.groupsByIdRequests([...groupRoles.keys()]) : [];
+    const read = await requester.collections<RawUser>([...memberRequests, ...nameRequests]);
+    const assignedGroups = options.groupNames ? groupNamesFrom(read, nameRequests, [...groupRoles.keys()]) : undefined;
+    const members = memberRequests.map((request) => [request.key, read.get(request.key) ?? []] as const);
     for (const [groupId, users] of members) {
       const concerns = `the members of assigned group ${groupId}`;
       for (const raw of users) {
@@ -313,7 +334,13 @@ export class EntraReader {
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const stats = { requests: requester.requests, assignments, groups: groupRoles.size, ignoredServicePrincipals };
     this.logger.info('read the users in scope from Microsoft Entra', { users: users.length, scope, expandNestedGroups: expand, ...stats });
-    return { users, assignedGroupIds: [...groupRoles.keys()].sort(), directUserIds: [...directRoles.keys()].sort(), stats };
+    return {
+      users,
+      assignedGroupIds: [...groupRoles.keys()].sort(),
+      ...(assignedGroups ? { assignedGroups } : {}),
+      directUserIds: [...directRoles.keys()].sort(),
+      stats,
+    };
   }
 
   /**
@@ -501,7 +528,7 @@ export class EntraReader {
     if (deltaLink === null) {
       requests = chunks.map((chunk, i) => ({
         key: String(i),
-        path: `/groups/delta?$select=id,members&$filter=${encodeURIComponent(chunk.map((id) => `id eq ${odataString(id)}`).join(' or '))}`,
+        path: `/groups/delta?$select=id,displayName,members&$filter=${encodeURIComponent(chunk.map((id) => `id eq ${odataString(id)}`).join(' or '))}`,
         context: context(chunk.length),
       }));
     } else {
@@ -522,6 +549,7 @@ export class EntraReader {
     const wantedSet = new Set(wanted);
     const memberships = new Map<string, { groupId: string; userId: string; removed: boolean }>();
     const removedGroups = new Set<string>();
+    const names = new Map<string, string>();
     const nested = new Set<string>();
     const links: string[] = [];
     for (const request of requests) {
@@ -535,8 +563,11 @@ export class EntraReader {
         if (!wantedSet.has(groupId)) continue;
         if (group['@removed'] !== undefined && group['@removed'] !== null) {
           removedGroups.add(groupId);
+          names.delete(groupId);
           continue;
         }
+        // Entries can repeat within a round; the last name is the newest.
+        if (typeof group.displayName === 'string') names.set(groupId, group.displayName);
         const members = group['members@delta'];
         if (members === undefined || members === null) continue;
         if (!Array.isArray(members)) {
@@ -567,6 +598,7 @@ export class EntraReader {
       removed: pick(true),
       removedGroups: [...removedGroups].sort(),
       groupsWithNestedChanges: [...nested].sort(),
+      displayNames: [...names].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, displayName]) => ({ id, displayName })),
       deltaLink: links.join(' '),
       requests: requester.requests,
     };
@@ -590,6 +622,22 @@ export class EntraReader {
         { concerns: context.concerns });
     }
     return link;
+  }
+
+  /** $batch-able reads of groups' names by id, 15 per `id in (...)` filter. */
+  private groupsByIdRequests(ids: string[]): CollectionRequest[] {
+    const requests: CollectionRequest[] = [];
+    for (let start = 0; start < ids.length; start += IDS_PER_FILTER) {
+      const chunk = ids.slice(start, start + IDS_PER_FILTER);
+      const filter = `id in (${chunk.map(odataString).join(',')})`;
+      requests.push({
+        // Member lists are keyed by group id (a GUID), so these keys cannot collide with them.
+        key: `names ${requests.length}`,
+        path: `/groups?$filter=${encodeURIComponent(filter)}&$select=id,displayName`,
+        context: { concerns: `the names of ${chunk.length} assigned groups`, permission: 'GroupMember.Read.All' },
+      });
+    }
+    return requests;
   }
 
   /** $batch-able reads of users by id, 15 per `id in (...)` filter. */
@@ -644,6 +692,32 @@ export class EntraReader {
       },
     };
   }
+}
+
+/**
+ * The assigned groups with their names, sorted by id. A group Graph did not return (deleted while
+ * it was being read) fails the read: a group without a name could be neither named nor told apart
+ * from one that is gone.
+ */
+function groupNamesFrom(read: Map<string, RawGroup[]>, requests: CollectionRequest[], ids: string[]): AssignedGroup[] {
+  const concerns = 'the names of the assigned groups';
+  const names = new Map<string, string>();
+  for (const request of requests) {
+    for (const raw of read.get(request.key) ?? []) {
+      const { id, displayName } = raw ?? {};
+      if (typeof id !== 'string' || typeof displayName !== 'string') {
+        throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph returned a group without an id or displayName while reading ${concerns}.`, { concerns });
+      }
+      names.set(id.toLowerCase(), displayName);
+    }
+  }
+  return [...ids].sort().map((id) => {
+    const displayName = names.get(id);
+    if (displayName === undefined) {
+      throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph did not return assigned group ${id} while reading ${concerns} (deleted meanwhile?); the next read will know.`, { concerns });
+    }
+    return { id, displayName };
+  });
 }
 
 function addTo(map: Map<string, Set<string>>, key: string, value: string): void {

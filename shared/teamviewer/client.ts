@@ -1,6 +1,7 @@
 /**
  * The TeamViewer SCIM 2.0 client: users only (TeamViewer's SCIM API has no DELETE; deprovisioning
- * is `active: false`), plus the Web API's /account to learn who owns the token.
+ * is `active: false`), plus the Web API's /account to learn who owns the token, and `webApi` for
+ * the Web API adapters beside it (user groups: usergroups.ts), so they share its pool and pauses.
  *
  * Retries, and the one thing a caller must know about them:
  * - Throttling (403 `rate_limit_reached`, or 429) and transient failures (5xx, timeouts, dropped
@@ -72,7 +73,7 @@ export interface TeamViewerClientStats {
 }
 
 interface Call<T> {
-  method: 'GET' | 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   /** Below the SCIM base, or below the Web API base when `webApi`. */
   path: string;
   query?: string;
@@ -80,7 +81,36 @@ interface Call<T> {
   webApi?: boolean;
   action: string;
   userName?: string;
+  /** A POST that may be sent again after its answer was lost (adding members, assigning a role). */
+  idempotent?: boolean;
+  /** False: any 2xx will do and the body is not read (parse gets undefined). */
+  readAnswer?: false;
   /** Turns a 2xx JSON body into the result; calls `fail` when it is not what the spec promises. */
+  parse: (json: unknown, fail: (problem: string) => never) => T;
+}
+
+/**
+ * One TeamViewer Web API v1 call (below /api/v1), for adapters beside this client (user groups).
+ * It goes through the client's pool, retries, throttling pause and 401 handling, because
+ * TeamViewer limits per token: a throttled answer pauses SCIM and Web API calls alike.
+ */
+export interface WebApiRequest<T> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Below /api/v1, e.g. /usergroups/123/members. */
+  path: string;
+  /** Without the `?`, already encoded. */
+  query?: string;
+  /** Sent as JSON (arrays too, also on DELETE). */
+  body?: unknown;
+  /** In words an admin reads in a log: "add 100 members to user group 123". */
+  action: string;
+  /**
+   * A POST whose answer was lost is not sent again (it may have been carried out) unless it is
+   * idempotent; PUT, DELETE and GET always are.
+   */
+  idempotent?: boolean;
+  /** False: any 2xx will do and the body is not read (parse gets undefined). */
+  readAnswer?: false;
   parse: (json: unknown, fail: (problem: string) => never) => T;
 }
 
@@ -293,6 +323,11 @@ export class TeamViewerClient {
     }
   }
 
+  /** A Web API v1 call through this client (see WebApiRequest). */
+  webApi<T>(request: WebApiRequest<T>): Promise<T> {
+    return this.call({ ...request, webApi: true });
+  }
+
   private readUser(id: string): Promise<TeamViewerUser> {
     return this.call({ method: 'GET', path: `/Users/${encodeURIComponent(id)}`, action: `read user ${id}`, parse: readUser });
   }
@@ -343,7 +378,7 @@ export class TeamViewerClient {
       classify: (error) => {
         if (!isTeamViewerError(error)) return { retry: false };
         const retry = error.code === 'TEAMVIEWER_THROTTLED'
-          || (error.code === 'TEAMVIEWER_TRANSIENT' && !(call.method === 'POST' && error.mayHaveApplied));
+          || (error.code === 'TEAMVIEWER_TRANSIENT' && !(call.method === 'POST' && !call.idempotent && error.mayHaveApplied));
         return { retry, retryAfterSeconds: error.retryAfterSeconds };
       },
       onRetry: ({ error, retry, delayMs }) => {
@@ -378,7 +413,7 @@ export class TeamViewerClient {
         headers: {
           Authorization: `Bearer ${this.token}`,
           Accept: 'application/scim+json, application/json',
-          ...(call.body === undefined ? {} : { 'Content-Type': 'application/scim+json' }),
+          ...(call.body === undefined ? {} : { 'Content-Type': call.webApi ? 'application/json' : 'application/scim+json' }),
         },
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
         // A redirect would carry the token elsewhere (or to plain http): treat it as an answer.
@@ -403,6 +438,7 @@ export class TeamViewerClient {
     const fail = (problem: string): never => {
       throw protocolError(ctx, status, problem);
     };
+    if (call.readAnswer === false) return call.parse(undefined, fail);
     let json: unknown;
     try {
       json = JSON.parse(text);

@@ -20,7 +20,11 @@ export type TeamViewerErrorCode =
   | 'TEAMVIEWER_BAD_REQUEST'
   | 'TEAMVIEWER_NOT_FOUND'
   | 'TEAMVIEWER_TRANSIENT'
-  | 'TEAMVIEWER_PROTOCOL';
+  | 'TEAMVIEWER_PROTOCOL'
+  /** A 403 that is not throttling on a user-group or role call: no *User groups* right, or no Tensor licence. */
+  | 'TEAMVIEWER_GROUPS_FORBIDDEN'
+  /** A user group with that name (compared without case) exists: list the groups and adopt it. */
+  | 'TEAMVIEWER_GROUP_NAME_TAKEN';
 
 export interface TeamViewerErrorInit {
   code: TeamViewerErrorCode;

@@ -4,6 +4,7 @@
  *
  *   GET  /v1.0/servicePrincipals/{id}
  *   GET  /v1.0/servicePrincipals/{id}/appRoleAssignedTo                 paged
+ *   GET  /v1.0/groups                                                   paged, $filter (eq, in): id and displayName
  *   GET  /v1.0/groups/{id}/members/microsoft.graph.user                 paged, direct members only
  *   GET  /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user       paged, nested groups expanded
  *   GET  /v1.0/users/{id|upn}/memberOf|transitiveMemberOf/microsoft.graph.group   a user's groups
@@ -564,7 +565,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
   function routeGroups(req: Request, segments: string[]): Reply {
     const [, id, relation, cast, ...more] = segments;
-    if (id === undefined) return graphError(400, 'BadRequest', 'Listing groups is not emulated.');
+    if (id === undefined) {
+      // Groups as Graph lists them (id and displayName here), $filter=id in (…) as for users.
+      const groups = filtered(req, api.tenant.groups.map((g) => ({ id: g.id, displayName: g.displayName })));
+      if ('error' in groups) return groups.error;
+      return page(req, groups.map((g) => project(g, selectOf(req))), 'groups');
+    }
     if (id === 'delta') return routeDelta(req, 'groups', segments.slice(2));
     const group = api.tenant.groups.find((g) => same(g.id, id));
     if (!group) return notFound(id);

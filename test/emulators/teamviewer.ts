@@ -16,6 +16,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { createUserGroups, type UserGroupsEmulator, type UserGroupsEmulatorOptions } from './teamviewer-usergroups';
 
 const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const LIST_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
@@ -42,6 +43,8 @@ export interface TeamViewerEmulatorOptions {
     /** ListResponse claims this many more results than exist (a server that loses users mid-paging). */
     extraTotalResults?: number;
   };
+  /** Web API user groups and roles (test/emulators/teamviewer-usergroups.ts). */
+  userGroups?: UserGroupsEmulatorOptions;
 }
 
 export interface EmulatedTeamViewerUser {
@@ -92,6 +95,8 @@ export interface TeamViewerEmulator {
   inject(fault: TeamViewerFault): void;
   /** Most requests that were being handled at the same time since start or resetRequests(). */
   peakInFlight(): number;
+  /** The company's user groups and roles, and what an admin does to them by hand. */
+  userGroups: UserGroupsEmulator;
   close(): Promise<void>;
 }
 
@@ -283,6 +288,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
   let ownerId: string | null = null;
   let inFlight = 0;
   let peak = 0;
+  const userGroups = createUserGroups({ nameOf: (accountId) => store.get(`u${accountId}`)?.displayName }, opts.userGroups);
 
   const emailTaken = (email: string, exceptId?: string): boolean => {
     const lower = email.toLowerCase();
@@ -512,7 +518,10 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     }
     try {
       if (path.startsWith('/scim/v2')) return scim(method, path.slice('/scim/v2'.length), url.searchParams, body);
-      if (path.startsWith('/api/v1')) return webApi(method, path.slice('/api/v1'.length));
+      if (path.startsWith('/api/v1')) {
+        const route = path.slice('/api/v1'.length);
+        return userGroups.handle(method, route, url.searchParams, body) ?? webApi(method, route);
+      }
       return webApiError(404, 'not_found', `No resource at ${path}.`, 4);
     } catch (error) {
       if (error instanceof ScimProblem) return scimError(error.status, error.message, error.scimType);
@@ -622,6 +631,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
       faults.push({ ...fault });
     },
     peakInFlight: () => peak,
+    userGroups,
     close: async () => {
       for (const socket of heldSockets) socket.destroy();
       server.closeAllConnections();

@@ -237,13 +237,27 @@ describe('Entra delta rounds against the Graph and managed identity emulators', 
         requests: 2,
       });
       // One filtered delta query, in a $batch; its 4 members fill a page of 3, so one nextLink.
-      expect(graph.batchRequests.map((r) => r.path)).toEqual([`/groups/delta?$select=id,members&$filter=id eq '${G1}' or id eq '${G2}'`]);
+      expect(graph.batchRequests.map((r) => r.path)).toEqual([`/groups/delta?$select=id,displayName,members&$filter=id eq '${G1}' or id eq '${G2}'`]);
       expect(graph.requests.map((r) => r.method)).toEqual(['POST', 'GET']);
 
       graph.resetRequests();
       const quiet = await reader.readGroupMemberChanges([G1, G2], initial.deltaLink);
       expect(quiet).toMatchObject({ initial: false, added: [], removed: [], removedGroups: [], groupsWithNestedChanges: [], requests: 1 });
       expect(graph.requests).toHaveLength(1);
+    });
+
+    it('When a group is renamed, then the next round reports its new name; the initial round names every group, a quiet round none', async () => {
+      const reader = readerFor(graph);
+      const initial = await reader.readGroupMemberChanges([G1, G2], null);
+      const names = new Map(graph.tenant.groups.map((g) => [g.id, g.displayName]));
+      expect(initial.displayNames).toEqual([{ id: G1, displayName: names.get(G1) }, { id: G2, displayName: names.get(G2) }]);
+      const quiet = await reader.readGroupMemberChanges([G1, G2], initial.deltaLink);
+      expect(quiet.displayNames).toEqual([]);
+
+      graph.tenant.groups.find((g) => g.id === G2)!.displayName = 'Field engineers (EMEA)';
+      const round = await reader.readGroupMemberChanges([G1, G2], quiet.deltaLink);
+      expect(round).toMatchObject({ added: [], removed: [], removedGroups: [], requests: 1 });
+      expect(round.displayNames).toEqual([{ id: G2, displayName: 'Field engineers (EMEA)' }]);
     });
 
     it('When members are added and removed, then exactly those changes come back; other groups are not reported', async () => {

@@ -219,6 +219,47 @@ describe('Entra reader against the Graph and managed identity emulators', () => 
     });
   });
 
+  describe('assigned groups and their names', () => {
+    it('When group names are asked for, then each assigned group comes with its current name, read in the $batch call that reads the member lists', async () => {
+      const reader = readerFor(graph);
+      const plain = await reader.readAssignedUsers();
+      expect(plain.assignedGroups).toBeUndefined();
+      const plainRequests = graph.requests.length;
+      expect(graph.batchRequests.some((r) => r.path.startsWith('/groups?'))).toBe(false);
+
+      graph.resetRequests();
+      graph.tenant.groups[1]!.displayName = 'Administrators (renamed)';
+      const named = await reader.readAssignedUsers({ groupNames: true });
+      expect(named.assignedGroups).toEqual([
+        { id: groupId(1), displayName: 'Support' },
+        { id: groupId(2), displayName: 'Administrators (renamed)' },
+      ]);
+      expect(named.users).toEqual(plain.users);
+      expect(graph.requests).toHaveLength(plainRequests);
+      expect(graph.batchRequests.filter((r) => r.path.startsWith('/groups?')).map((r) => r.path)).toEqual([
+        `/groups?$filter=id in ('${groupId(1)}','${groupId(2)}')&$select=id,displayName`,
+      ]);
+    });
+
+    it('When 20 groups are assigned, then their names are read 15 per id filter and every one comes back, hostile text as it is', async () => {
+      for (let n = 10; n < 28; n++) {
+        graph.tenant.groups.push({ id: groupId(n), displayName: n === 27 ? 'Ops\u0007 "quoted" \'single\' <b>' : `Team ${n}`, members: [] });
+        graph.tenant.assignments.push(assign(groupId(n), 'Group'));
+      }
+      const { assignedGroups, assignedGroupIds } = await readerFor(graph).readAssignedUsers({ groupNames: true, scope: 'all' });
+      expect(assignedGroups?.map((g) => g.id)).toEqual(assignedGroupIds);
+      expect(assignedGroups).toHaveLength(20);
+      expect(assignedGroups?.find((g) => g.id === groupId(27))?.displayName).toBe('Ops\u0007 "quoted" \'single\' <b>');
+      expect(graph.batchRequests.filter((r) => r.path.startsWith('/groups?$filter=id in ('))).toHaveLength(2);
+    });
+
+    it('When the names cannot be read, then the whole read fails rather than come back without them', async () => {
+      graph.inject({ kind: 'status', status: 403, times: 1, pathIncludes: '/groups?$filter' });
+      const error = await readError(readerFor(graph).readAssignedUsers({ groupNames: true }), 'GRAPH_FORBIDDEN');
+      expect(error.message).toMatch(/GroupMember\.Read\.All/);
+    });
+  });
+
   describe('scope all, nested groups and extra attributes', () => {
     it('When the scope is all, then every user of the tenant comes back over all pages, with assignment facts where there are some', async () => {
       const { users, assignedGroupIds, directUserIds } = await readerFor(graph).readAssignedUsers({ scope: 'all' });

@@ -162,6 +162,18 @@ function needTemplate(ctx: { skip: (note?: string) => void }): ArmTemplate {
 
 const setByTemplate = () => new Map(settings.map((s) => [s.name, s]));
 
+/** Does shared/config.ts refuse this value of this setting (the required ones given)? */
+function refusedByTvsync(name: string, value: string): boolean {
+  const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
+  try {
+    loadSettings({ env: { ...base, [name]: value }, localSettingsDir: null });
+    return false;
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    return err.problems.some((p) => p.setting === name);
+  }
+}
+
 describe('local.settings.sample.json', () => {
   const sample = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'local.settings.sample.json'), 'utf8')) as {
     IsEncrypted: boolean;
@@ -588,16 +600,7 @@ describe('the Bicep template', () => {
 
   it('bounds each whole-number setting by the range tvsync accepts, so a deployable value never stops the app', (ctx) => {
     const arm = needTemplate(ctx);
-    const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ENTRA_SERVICE_PRINCIPAL_ID: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', TEAMVIEWER_API_TOKEN: 'infra-range-check-token' };
-    const rejected = (name: string, value: number): boolean => {
-      try {
-        loadSettings({ env: { ...base, [name]: String(value) }, localSettingsDir: null });
-        return false;
-      } catch (err) {
-        if (!(err instanceof SettingsError)) throw err;
-        return err.problems.some((p) => p.setting === name);
-      }
-    };
+    const rejected = (name: string, value: number): boolean => refusedByTvsync(name, String(value));
     const checked: string[] = [];
     const problems: string[] = [];
     for (const setting of settings) {
@@ -618,6 +621,28 @@ describe('the Bicep template', () => {
       }
     }
     expect(checked).toEqual(expect.arrayContaining(['QUARANTINE_FAILURE_PERCENT', 'QUARANTINE_MIN_FAILURES', 'ALERT_AFTER_MISSED_CYCLES', 'SYNC_INTERVAL_MINUTES']));
+    expect(problems).toEqual([]);
+  });
+
+  it('lets every string setting with allowed values or a length limit take only values tvsync accepts', (ctx) => {
+    const arm = needTemplate(ctx);
+    const refused = refusedByTvsync;
+    const checked: string[] = [];
+    const problems: string[] = [];
+    for (const setting of settings) {
+      const parameter = sourceParameter(setting.value, setting.scope);
+      const declared = parameter ? arm.parameters?.[parameter.name] : undefined;
+      if (!parameter || declared?.type !== 'string' || (declared.allowedValues === undefined && declared.maxLength === undefined)) continue;
+      checked.push(setting.name);
+      for (const value of (declared.allowedValues ?? []).map(String)) {
+        if (refused(setting.name, value)) problems.push(`${setting.name}=${value}: main.bicep ${parameter.name} allows it, shared/config.ts refuses it`);
+      }
+      // A free-text cap (no minimum): any text that long must do. Fixed-length ids are checked elsewhere.
+      if (declared.maxLength !== undefined && declared.minLength === undefined && refused(setting.name, 'x'.repeat(declared.maxLength))) {
+        problems.push(`${setting.name}: main.bicep ${parameter.name} takes ${declared.maxLength} characters, shared/config.ts refuses that many`);
+      }
+    }
+    expect(checked).toEqual(expect.arrayContaining(['SYNC_SCOPE', 'LOG_LEVEL', 'GROUP_PROVISIONING', 'GROUP_NAME_PREFIX']));
     expect(problems).toEqual([]);
   });
 

@@ -34,6 +34,9 @@ export interface ArmParameter {
   defaultValue?: unknown;
   minValue?: number;
   maxValue?: number;
+  allowedValues?: unknown[];
+  minLength?: number;
+  maxLength?: number;
 }
 
 export interface ArmResource {

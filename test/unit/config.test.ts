@@ -128,3 +128,77 @@ describe('settings', () => {
     }
   });
 });
+
+describe('group settings', () => {
+  const messages = (env: NodeJS.ProcessEnv): string[] => {
+    try {
+      loadSettings({ env: { ...good, ...env }, localSettingsDir: null });
+    } catch (err) {
+      return (err as SettingsError).problems.map((p) => `${p.setting}: ${p.problem}`);
+    }
+    return [];
+  };
+
+  it('When no group setting is given, then groups are off, with no prefix and no roles', () => {
+    expect(loadSettings({ env: good, localSettingsDir: null }).groups).toEqual({ provisioning: 'off', prefix: '', roles: [] });
+  });
+
+  it('When groups are on with a prefix ending in a space and roles, then the prefix is kept as typed and the roles as given', () => {
+    const settings = loadSettings({
+      env: { ...good, GROUP_PROVISIONING: 'assigned', GROUP_NAME_PREFIX: 'Entra - ', GROUP_ROLES: '[{"group":"Helpdesk","role":"Support agent"},{"group":"3F2B9C1E-6A4D-4E5F-9B8A-1C2D3E4F5A6B","role":"Administrator"}]' },
+      localSettingsDir: null,
+    });
+    expect(settings.groups).toEqual({
+      provisioning: 'assigned',
+      prefix: 'Entra - ',
+      roles: [{ group: 'Helpdesk', role: 'Support agent' }, { group: '3F2B9C1E-6A4D-4E5F-9B8A-1C2D3E4F5A6B', role: 'Administrator' }],
+    });
+  });
+
+  it('When GROUP_ROLES has many problems, then start-up stops naming every one of them, with the other bad group settings', () => {
+    const roles = JSON.stringify([
+      { group: 'Helpdesk', role: 'Support agent' },
+      { group: 'Helpdesk', role: 'Administrator' },
+      { group: '', role: 'Administrator' },
+      { group: 'Field engineers' },
+      { group: 'Sales', role: 'Sales', colour: 'blue' },
+      'Finance',
+      { group: 42, role: 'Administrator' },
+      { group: '3f2b9c1e-6a4d-4e5f-9b8a-1c2d3e4f5a6b', role: 'A' },
+      { group: '3F2B9C1E-6A4D-4E5F-9B8A-1C2D3E4F5A6B', role: 'B' },
+    ]);
+    expect(messages({ GROUP_PROVISIONING: 'yes', GROUP_NAME_PREFIX: ' TV', GROUP_ROLES: roles })).toEqual([
+      'GROUP_PROVISIONING: "yes" must be off or assigned',
+      'GROUP_NAME_PREFIX: " TV" starts with white space; TeamViewer names should not',
+      'GROUP_ROLES: entry 2 maps the group "Helpdesk" again (first in entry 1); give each group one role',
+      'GROUP_ROLES: entry 3 has no "group" (an Entra group object id or its exact display name)',
+      'GROUP_ROLES: entry 4 has no "role" (a TeamViewer role name or id)',
+      'GROUP_ROLES: entry 5 has the unknown key "colour" (only "group" and "role")',
+      'GROUP_ROLES: entry 6 is not an object like {"group": "Helpdesk", "role": "Support agent"}',
+      'GROUP_ROLES: entry 7: "group" must be a string (an Entra group object id or its exact display name)',
+      'GROUP_ROLES: entry 9 maps the group "3F2B9C1E-6A4D-4E5F-9B8A-1C2D3E4F5A6B" again (first in entry 8); give each group one role',
+    ]);
+  });
+
+  it.each([
+    ['not JSON', '[{group: "Helpdesk"}]', /^GROUP_ROLES: is not JSON \(/],
+    ['not an array', '{"group":"Helpdesk","role":"Support agent"}', /^GROUP_ROLES: must be a JSON array/],
+  ])('When GROUP_ROLES is %s, then that is the one problem named', (_what, value, expected) => {
+    const found = messages({ GROUP_ROLES: value });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(expected);
+  });
+
+  it.each([
+    ['51 characters', 'x'.repeat(51)],
+    ['a line break', 'TV\n'],
+    ['a control character', 'TV\u0007 '],
+    ['only spaces', '   '],
+  ])('When GROUP_NAME_PREFIX has %s, then start-up stops naming it', (_what, prefix) => {
+    expect(problemsOf({ ...good, GROUP_NAME_PREFIX: prefix })).toEqual(['GROUP_NAME_PREFIX']);
+  });
+
+  it('When GROUP_NAME_PREFIX has 50 characters, then it is accepted', () => {
+    expect(loadSettings({ env: { ...good, GROUP_NAME_PREFIX: 'p'.repeat(50) }, localSettingsDir: null }).groups.prefix).toHaveLength(50);
+  });
+});
