@@ -62,7 +62,8 @@ export interface EmulatedTeamViewerUser {
 }
 
 export interface TeamViewerFault {
-  kind: 'status' | 'timeout' | 'reset' | 'rateLimit' | 'status429';
+  /** hang: the request is read and never answered (the connection stays open); 'timeout' is the older name. */
+  kind: 'status' | 'hang' | 'timeout' | 'reset' | 'rateLimit' | 'status429';
   /** For 'status' (default 500). */
   status?: number;
   /** For 'status429' (default 1); sent with 'rateLimit' and 'status' only when given. */
@@ -92,6 +93,8 @@ export interface TeamViewerEmulator {
   inject(fault: TeamViewerFault): void;
   /** Most requests that were being handled at the same time since start or resetRequests(). */
   peakInFlight(): number;
+  /** Connections a 'hang' fault holds that the client has not closed yet. */
+  hanging(): number;
   close(): Promise<void>;
 }
 
@@ -553,7 +556,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     const fault = takeFault(method, rawPath);
     if (fault?.applyFirst) answerFor(method, url, presented, Buffer.concat(chunks).toString('utf8'));
 
-    if (fault?.kind === 'timeout') {
+    if (fault?.kind === 'hang' || fault?.kind === 'timeout') {
       // Hold the socket: the client gives up on its own; close() destroys what is left.
       heldSockets.add(req.socket);
       req.socket.once('close', () => heldSockets.delete(req.socket));
@@ -622,6 +625,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
       faults.push({ ...fault });
     },
     peakInFlight: () => peak,
+    hanging: () => heldSockets.size,
     close: async () => {
       for (const socket of heldSockets) socket.destroy();
       server.closeAllConnections();
