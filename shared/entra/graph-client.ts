@@ -312,8 +312,8 @@ export function failureToError(failure: Failure, context: GraphCallContext): Ent
 function timeoutError(context: GraphCallContext, what: { call: string } | { token: string }, timeoutMs: number, attempts: number): EntraReadError {
   const within = `within ${formatDuration(timeoutMs)}${attempts > 1 ? ` (${attempts} attempts)` : ''}`;
   const message = 'token' in what
-    ? `${what.token} did not answer the token request for Microsoft Graph ${within}, needed to read ${context.concerns}. This is usually temporary; the next cycle tries again.`
-    : `Microsoft Graph did not answer ${what.call} ${within} while reading ${context.concerns}. This is usually temporary; the next cycle tries again.`;
+    ? `${what.token} did not answer the token request for Microsoft Graph ${within}, needed to read ${context.concerns}. This is usually temporary.`
+    : `Microsoft Graph did not answer ${what.call} ${within} while reading ${context.concerns}. This is usually temporary.`;
   return new EntraReadError('GRAPH_TIMEOUT', message, { concerns: context.concerns, timeoutMs, call: 'token' in what ? 'token request' : what.call });
 }
 
