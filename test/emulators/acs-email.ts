@@ -22,12 +22,10 @@
  * The SDK refuses bearer tokens over plain http, so the managed-identity path needs `tls: true`
  * (the test certificate in ./certs; the client trusts it through NODE_EXTRA_CA_CERTS).
  */
-import http from 'node:http';
-import https from 'node:https';
-import fs from 'node:fs';
+import type http from 'node:http';
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
-import { certificatePaths } from './graph';
+import type { Socket } from 'node:net';
+import { listenOnLoopback } from './loopback';
 
 export const ACS_EMAIL_API_VERSION = '2025-09-01';
 const MAX_CLOCK_SKEW_MS = 15 * 60_000;
@@ -277,19 +275,8 @@ export async function startAcsEmailEmulator(options: AcsEmailEmulatorOptions = {
     });
   };
 
-  let server: http.Server;
-  if (options.tls) {
-    const { cert, key: tlsKey } = certificatePaths();
-    server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(tlsKey) }, handler);
-  } else {
-    server = http.createServer(handler);
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const { server, origin } = await listenOnLoopback(handler, { tls: options.tls });
+  endpoint = origin;
 
   return {
     endpoint,

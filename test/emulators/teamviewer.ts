@@ -91,6 +91,8 @@ export interface TeamViewerEmulator {
   writes(): number;
   resetRequests(): void;
   inject(fault: TeamViewerFault): void;
+  /** Drops faults that have not fired yet. */
+  clearFaults(): void;
   /** Most requests that were being handled at the same time since start or resetRequests(). */
   peakInFlight(): number;
   /** Connections a 'hang' fault holds that the client has not closed yet. */
@@ -623,6 +625,9 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     },
     inject: (fault) => {
       faults.push({ ...fault });
+    },
+    clearFaults: () => {
+      faults.length = 0;
     },
     peakInFlight: () => peak,
     hanging: () => heldSockets.size,

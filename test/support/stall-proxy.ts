@@ -7,11 +7,10 @@
  * Invariant: a stalled connection stays open until the client closes it or close() destroys it,
  * so `stalled()` tells whether a client really gave up on it.
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
-import { certificatePaths } from '../emulators/graph';
+import type { Socket } from 'node:net';
+import { listenOnLoopback } from '../emulators/loopback';
 
 export interface StallRule {
   mode: 'no-answer' | 'half-body';
@@ -89,21 +88,10 @@ export async function startStallProxy(upstream: string, options: { tls?: boolean
     });
   };
 
-  let server: http.Server;
-  if (options.tls) {
-    const { cert, key } = certificatePaths();
-    server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, handler);
-  } else {
-    server = http.createServer(handler);
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { server, origin } = await listenOnLoopback(handler, { tls: options.tls });
 
   return {
-    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    url: origin,
     requests,
     stall(rule) {
       rules.push({ ...rule });
