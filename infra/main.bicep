@@ -48,6 +48,16 @@ param syncIntervalMinutes int = 40
 @maxValue(16)
 param teamViewerConcurrency int = 4
 
+@description('Seconds one TeamViewer request may take before it is abandoned (1-300); a timed-out request is tried at most 3 times. Becomes TEAMVIEWER_TIMEOUT_SECONDS.')
+@minValue(1)
+@maxValue(300)
+param teamViewerTimeoutSeconds int = 30
+
+@description('Seconds one Microsoft Graph request, or one managed-identity token request, may take before it is abandoned (1-300); a timed-out request is tried at most 3 times. Becomes GRAPH_TIMEOUT_SECONDS.')
+@minValue(1)
+@maxValue(300)
+param graphTimeoutSeconds int = 30
+
 @description('Log level of tvsync itself. Becomes LOG_LEVEL. host.json still keeps debug lines out of Application Insights.')
 @allowed([
   'debug'
@@ -303,6 +313,8 @@ module functionApp 'app/function.bicep' = {
     syncSchedule: syncSchedule
     syncIntervalMinutes: syncIntervalMinutes
     teamViewerConcurrency: teamViewerConcurrency
+    teamViewerTimeoutSeconds: teamViewerTimeoutSeconds
+    graphTimeoutSeconds: graphTimeoutSeconds
     logLevel: logLevel
     syncScope: syncScope
     expandNestedGroups: expandNestedGroups

@@ -3,7 +3,7 @@
  * use cases (run a cycle, status, test connection). functions/, the CLI and the demo all go
  * through here, so there is one implementation of each power.
  */
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import type { Settings } from './config';
 import type { Logger } from './log';
 import { redactText } from './log';
@@ -11,7 +11,7 @@ import { createGraphClient } from './entra/graph-client';
 import { EntraReader } from './entra/reader';
 import { TeamViewerClient } from './teamviewer/client';
 import { StateStore } from './state/store';
-import type { StorageTarget } from './state/target';
+import type { ClientTuning, StorageTarget } from './state/target';
 import { runCycle, type CycleOptions, type CycleReport } from './sync/cycle';
 import { acquireLease, LeaseHeldError } from './sync/lease';
 import { EMPTY_GUARD_STATE, GUARD_KEY, stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
@@ -28,6 +28,7 @@ import { ALERTS_KEY, decideAlerts, nextAlertState, type AlertState } from './not
 /** An operator's "run now": the next heartbeat starts a cycle whatever the interval says. */
 export const RUN_NOW_KEY = 'runNow';
 import { sleep } from './http/retry';
+import { azureCredential, withTokenTimeout } from './http/timeout';
 import { buildStatus, nextRunAt, type StatusDocument } from './status';
 
 export interface App {
@@ -86,33 +87,38 @@ export interface AppOptions {
   logger: Logger;
   /** Defaults to DefaultAzureCredential (managed identity in Azure, client secret or Azure CLI elsewhere). */
   credential?: TokenCredential;
+  /** Table Storage clients' retries and per-request timeout (default 30 s); tests shorten them. */
+  stateTuning?: ClientTuning;
 }
 
 function storageTarget(settings: Settings, credential: TokenCredential): StorageTarget {
   if (settings.storage.kind === 'connectionString') return { kind: 'connectionString', connectionString: settings.storage.connectionString };
-  const storageCredential = settings.storage.clientId ? new DefaultAzureCredential({ managedIdentityClientId: settings.storage.clientId }) : credential;
-  return { kind: 'identity', tableServiceUri: settings.storage.tableServiceUri, credential: storageCredential };
+  const storageCredential = settings.storage.clientId ? azureCredential(settings.graphTimeoutSeconds * 1000, settings.storage.clientId) : credential;
+  return { kind: 'identity', tableServiceUri: settings.storage.tableServiceUri, credential: withTokenTimeout(storageCredential, settings.graphTimeoutSeconds * 1000) };
 }
 
 export async function createApp(settings: Settings, options: AppOptions): Promise<App> {
   const { logger } = options;
-  const credential = options.credential ?? new DefaultAzureCredential();
+  // Token requests get the Graph timeout: the token endpoint and Graph are Microsoft's side alike.
+  const tokenTimeoutMs = settings.graphTimeoutSeconds * 1000;
+  const credential = options.credential ?? azureCredential(tokenTimeoutMs);
   const target = storageTarget(settings, credential);
   const [store, logs] = await Promise.all([
-    StateStore.open(target, { tablePrefix: settings.tablePrefix, logger }),
-    ProvisioningLogStore.open(target, { tablePrefix: settings.tablePrefix, retentionDays: settings.logRetentionDays, logger }),
+    StateStore.open(target, { tablePrefix: settings.tablePrefix, logger, tuning: options.stateTuning }),
+    ProvisioningLogStore.open(target, { tablePrefix: settings.tablePrefix, retentionDays: settings.logRetentionDays, logger, tuning: options.stateTuning }),
   ]);
-  const graph = createGraphClient({ graphBaseUrl: settings.graphBaseUrl, credential, logger });
+  const graph = createGraphClient({ graphBaseUrl: settings.graphBaseUrl, credential, logger, timeoutMs: settings.graphTimeoutSeconds * 1000 });
   const entra = new EntraReader({ client: graph, servicePrincipalId: settings.servicePrincipalId, logger });
   const teamViewer = new TeamViewerClient({
     baseUrl: settings.teamViewerScimUrl,
     token: settings.teamViewerToken,
     concurrency: settings.teamViewerConcurrency,
+    timeoutMs: settings.teamViewerTimeoutSeconds * 1000,
     logger,
   });
 
   const notifier = settings.email
-    ? new EmailNotifier({ ...settings.email, ...(settings.email.endpoint && !settings.email.connectionString ? { credential } : {}) }, logger)
+    ? new EmailNotifier({ ...settings.email, ...(settings.email.endpoint && !settings.email.connectionString ? { credential: withTokenTimeout(credential, tokenTimeoutMs) } : {}) }, logger)
     : null;
 
   /**

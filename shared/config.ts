@@ -96,6 +96,13 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: 'https://graph.microsoft.com',
   },
   {
+    name: 'GRAPH_TIMEOUT_SECONDS',
+    required: false,
+    default: '30',
+    description: 'Seconds one Microsoft Graph request, or one managed-identity token request, may take before it is abandoned (1–300). A timed-out request is tried at most 3 times, then the cycle fails with GRAPH_TIMEOUT.',
+    example: '30',
+  },
+  {
     name: 'TEAMVIEWER_SCIM_URL',
     required: false,
     default: 'https://webapi.teamviewer.com/scim/v2',
@@ -115,6 +122,13 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     default: '4',
     description: 'Most TeamViewer calls in flight at once (1–16).',
     example: '4',
+  },
+  {
+    name: 'TEAMVIEWER_TIMEOUT_SECONDS',
+    required: false,
+    default: '30',
+    description: 'Seconds one TeamViewer request (SCIM or Web API) may take before it is abandoned (1–300). A timed-out request is tried at most 3 times (a create only once), then the call fails with TEAMVIEWER_TIMEOUT.',
+    example: '30',
   },
   {
     name: 'SYNC_SCHEDULE',
@@ -299,6 +313,10 @@ export interface Settings {
   teamViewerScimUrl: string;
   teamViewerToken: string;
   teamViewerConcurrency: number;
+  /** GRAPH_TIMEOUT_SECONDS: per Graph request and per managed-identity token request. */
+  graphTimeoutSeconds: number;
+  /** TEAMVIEWER_TIMEOUT_SECONDS: per TeamViewer request. */
+  teamViewerTimeoutSeconds: number;
   syncSchedule: string;
   syncIntervalMinutes: number;
   tablePrefix: string;
@@ -512,6 +530,8 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     teamViewerScimUrl: url('TEAMVIEWER_SCIM_URL'),
     teamViewerToken,
     teamViewerConcurrency: integer('TEAMVIEWER_CONCURRENCY', 1, 16),
+    graphTimeoutSeconds: integer('GRAPH_TIMEOUT_SECONDS', 1, 300),
+    teamViewerTimeoutSeconds: integer('TEAMVIEWER_TIMEOUT_SECONDS', 1, 300),
     syncSchedule,
     syncIntervalMinutes: integer('SYNC_INTERVAL_MINUTES', 5, 1440),
     tablePrefix,

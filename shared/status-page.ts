@@ -76,6 +76,7 @@ const FAILURE_WORDS: Record<string, string> = {
   TEAMVIEWER_BAD_REQUEST: 'TeamViewer refused a value sent for this user.',
   TEAMVIEWER_NOT_FOUND: 'The linked TeamViewer user no longer exists.',
   TEAMVIEWER_TRANSIENT: 'TeamViewer could not be reached or failed for a moment.',
+  TEAMVIEWER_TIMEOUT: 'TeamViewer did not answer in time.',
   TEAMVIEWER_PROTOCOL: 'TeamViewer answered in a form tvsync could not read.',
   STATE_WRITE_FAILED: 'The change was made in TeamViewer but tvsync could not record it.',
   CYCLE_INTERRUPTED: 'The process running the cycle stopped before it finished.',

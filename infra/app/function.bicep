@@ -76,6 +76,12 @@ param syncIntervalMinutes int
 @description('TEAMVIEWER_CONCURRENCY: most TeamViewer calls in flight at once.')
 param teamViewerConcurrency int
 
+@description('TEAMVIEWER_TIMEOUT_SECONDS: seconds one TeamViewer request may take.')
+param teamViewerTimeoutSeconds int
+
+@description('GRAPH_TIMEOUT_SECONDS: seconds one Microsoft Graph or token request may take.')
+param graphTimeoutSeconds int
+
 @description('LOG_LEVEL: debug, info, warn or error.')
 param logLevel string
 
@@ -224,6 +230,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // No secret version: the platform picks up a new token version within a day, or at once on restart.
     TEAMVIEWER_API_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${tokenSecretName})'
     TEAMVIEWER_CONCURRENCY: string(teamViewerConcurrency)
+    TEAMVIEWER_TIMEOUT_SECONDS: string(teamViewerTimeoutSeconds)
+    GRAPH_TIMEOUT_SECONDS: string(graphTimeoutSeconds)
     // The timer trigger's schedule is %SYNC_SCHEDULE%, resolved by the host from app settings
     // (tvsync's own default does not reach the binding), so it must always be present.
     SYNC_SCHEDULE: syncSchedule

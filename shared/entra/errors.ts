@@ -17,6 +17,11 @@ export type EntraReadErrorCode =
   | 'GRAPH_THROTTLED'
   /** 5xx or a network failure after the retries. */
   | 'GRAPH_UNAVAILABLE'
+  /**
+   * No answer within GRAPH_TIMEOUT_SECONDS, attempt after attempt (a request, or the managed
+   * identity's token request): transient, like GRAPH_UNAVAILABLE; see `call` and `timeoutMs`.
+   */
+  | 'GRAPH_TIMEOUT'
   /** The credential could not get a token (managed identity endpoint, federation, ...). */
   | 'GRAPH_AUTH_FAILED'
   /** Part of the answer was missing or unusable (a page or batch item, a nextLink, a malformed body). */
@@ -43,6 +48,10 @@ export interface EntraReadErrorDetails {
   graphCode?: string;
   /** Graph's request-id, for a support ticket. */
   requestId?: string;
+  /** GRAPH_TIMEOUT: the per-attempt timeout that ran out. */
+  timeoutMs?: number;
+  /** GRAPH_TIMEOUT: what got no answer, e.g. "GET /v1.0/users/delta" or "token request" (no query, no ids). */
+  call?: string;
 }
 
 export class EntraReadError extends Error {
@@ -53,6 +62,8 @@ export class EntraReadError extends Error {
   readonly permission?: GraphPermission;
   readonly graphCode?: string;
   readonly requestId?: string;
+  readonly timeoutMs?: number;
+  readonly call?: string;
 
   constructor(code: EntraReadErrorCode, message: string, details: EntraReadErrorDetails = {}) {
     // No `cause`: the underlying SDK errors can carry request details we do not want to log.
@@ -65,6 +76,8 @@ export class EntraReadError extends Error {
     this.permission = details.permission;
     this.graphCode = details.graphCode;
     this.requestId = details.requestId;
+    this.timeoutMs = details.timeoutMs;
+    this.call = details.call;
   }
 
   /** A plain object for logs and status documents (no stack). */
@@ -79,6 +92,8 @@ export class EntraReadError extends Error {
       permission: this.permission,
       graphCode: this.graphCode,
       requestId: this.requestId,
+      timeoutMs: this.timeoutMs,
+      call: this.call,
     };
   }
 }

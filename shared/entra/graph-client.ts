@@ -12,6 +12,14 @@
  * - 429/503/504 are retried at most `maxRetries` times, waiting what Retry-After says, but never
  *   longer than `maxRetryAfterSeconds` per wait; beyond that the read fails with GRAPH_THROTTLED /
  *   GRAPH_UNAVAILABLE and `retryAfter`, so a cycle is not parked for minutes.
+ * - Every HTTP attempt (the SDK's own 429/503/504 retries included) and every token request gets
+ *   at most `timeoutMs`, body included. The SDK does not retry an attempt that got no answer, so
+ *   the requester does: a timed-out call is tried at most TIMEOUT_RETRIES + 1 times, with the same
+ *   back-off as a network failure, then fails with GRAPH_TIMEOUT naming the call and the timeout.
+ *   A call therefore fails within timeoutMs × (TIMEOUT_RETRIES + 1) plus its back-off
+ *   (delaySeconds × (1 + 2) = 6 s by default); a token request that hangs counts the same way.
+ * - A requester given a `signal` starts no attempt, and no wait, after it aborted, and stops the
+ *   attempt in flight: the call rejects with the signal's reason, never as a timeout.
  */
 import {
   AuthenticationHandler,
@@ -24,6 +32,9 @@ import {
   RetryHandler,
   RetryHandlerOptions,
   TelemetryHandler,
+  type Context,
+  type Middleware,
+  type MiddlewareOptions,
   type ShouldRetry,
 } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
@@ -31,6 +42,7 @@ import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/ident
 import { redactText, registerSecret, silentLogger, type Logger } from '../log';
 import { InsecureUrlError } from '../net';
 import { parseRetryAfter, sleep } from '../http/retry';
+import { abortReason, attemptDeadline, formatDuration, isCallTimeout, withTokenTimeout, type AttemptDeadline } from '../http/timeout';
 import { EntraReadError, type EntraReadErrorCode, type GraphPermission } from './errors';
 
 export interface GraphRetryOptions {
@@ -48,15 +60,21 @@ export interface GraphClientOptions {
   credential: TokenCredential;
   logger?: Logger;
   retry?: GraphRetryOptions;
+  /** Per HTTP attempt and per token request (GRAPH_TIMEOUT_SECONDS; default 30 s). */
+  timeoutMs?: number;
 }
 
 interface ClientSettings {
   origin: string;
   retry: Required<GraphRetryOptions>;
   logger: Logger;
+  timeoutMs: number;
 }
 
 const DEFAULT_RETRY: Required<GraphRetryOptions> = { maxRetries: 5, delaySeconds: 2, maxRetryAfterSeconds: 120 };
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Retries of a call whose attempt timed out: a Graph that hung three times in a row is down. */
+export const TIMEOUT_RETRIES = 2;
 const PUBLIC_GRAPH = 'https://graph.microsoft.com';
 const API_VERSION = 'v1.0';
 
@@ -75,6 +93,18 @@ export class GraphCredentialError extends GraphClientError {
   }
 }
 
+/**
+ * No token within the timeout: a transient outage of the token endpoint, retried like a network
+ * failure, never a credential problem (which would quarantine tvsync). Not a GraphCredentialError.
+ */
+export class GraphTokenTimeoutError extends GraphClientError {
+  constructor(readonly timeoutMs: number, readonly target: string) {
+    super(`${target} did not answer the token request for Microsoft Graph within ${formatDuration(timeoutMs)}`);
+    Object.setPrototypeOf(this, GraphTokenTimeoutError.prototype);
+    this.name = 'GraphTokenTimeoutError';
+  }
+}
+
 /** Names @azure/identity gives its failures, for clients not built by createGraphClient. */
 const CREDENTIAL_ERROR_NAMES = new Set([
   'GraphCredentialError',
@@ -90,13 +120,15 @@ function describeCredentialFailure(error: unknown): string {
   return redactText(clipped.length > 800 ? `${clipped.slice(0, 800)}…` : clipped);
 }
 
-function guardCredential(credential: TokenCredential): TokenCredential {
+function guardCredential(credential: TokenCredential, timeoutMs: number): TokenCredential {
+  const timed = withTokenTimeout(credential, timeoutMs);
   return {
     async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
       let token: AccessToken | null;
       try {
-        token = await credential.getToken(scopes, options);
+        token = await timed.getToken(scopes, options);
       } catch (error) {
+        if (isCallTimeout(error)) throw new GraphTokenTimeoutError(error.timeoutMs, error.target);
         throw new GraphCredentialError(describeCredentialFailure(error));
       }
       if (!token?.token) throw new GraphCredentialError('the credential returned no token');
@@ -120,8 +152,9 @@ export function createGraphClient(options: GraphClientOptions): Client {
   const retry = { ...DEFAULT_RETRY, ...options.retry };
   retry.maxRetries = Math.max(0, Math.min(10, Math.floor(retry.maxRetries)));
   retry.delaySeconds = Math.max(0, Math.min(180, retry.delaySeconds));
+  const timeoutMs = Math.max(1, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
 
-  const authProvider = new TokenCredentialAuthenticationProvider(guardCredential(options.credential), {
+  const authProvider = new TokenCredentialAuthenticationProvider(guardCredential(options.credential, timeoutMs), {
     scopes: [`${base.origin}/.default`],
   });
   const shouldRetry: ShouldRetry = (_delay, attempt, request, _options, response) => {
@@ -133,7 +166,7 @@ export function createGraphClient(options: GraphClientOptions): Client {
       retryAfterSeconds: retryAfter,
       retry: attempt + 1,
       maxRetries: retry.maxRetries,
-      path: safePath(url),
+      path: graphCallPath(url),
     });
     return true;
   };
@@ -142,6 +175,8 @@ export function createGraphClient(options: GraphClientOptions): Client {
     new RetryHandler(new RetryHandlerOptions(retry.delaySeconds, retry.maxRetries, shouldRetry)),
     new RedirectHandler(new RedirectHandlerOptions()),
     new TelemetryHandler(),
+    // Below the retry handler: each attempt gets its own deadline.
+    new AttemptTimeoutHandler(timeoutMs),
     new HTTPMessageHandler(),
   ];
   const client = Client.initWithMiddleware({
@@ -151,16 +186,63 @@ export function createGraphClient(options: GraphClientOptions): Client {
     // Compared with the URL's hostname, port stripped (GraphRequestUtil.isValidEndpoint).
     customHosts: base.hostname === 'graph.microsoft.com' ? undefined : new Set([base.hostname]),
   });
-  settingsByClient.set(client, { origin: base.origin, retry, logger });
+  settingsByClient.set(client, { origin: base.origin, retry, logger, timeoutMs });
   return client;
 }
 
-/** Path of a Graph URL without its query (skiptokens and filters stay out of logs). */
-function safePath(url: string): string {
+/**
+ * The path of a Graph URL (absolute, or relative to the version) as logs and errors show it: no
+ * query (skiptokens, filters), and every segment that is not an API word — an object id, a UPN —
+ * replaced by {id}, e.g. /v1.0/servicePrincipals/{id}/appRoleAssignedTo.
+ */
+export function graphCallPath(url: string): string {
+  let path: string;
   try {
-    return new URL(url, PUBLIC_GRAPH).pathname;
+    path = new URL(url, `${PUBLIC_GRAPH}/${API_VERSION}/`).pathname;
   } catch {
     return '';
+  }
+  if (!/^https?:/i.test(url) && !path.startsWith(`/${API_VERSION}/`)) path = `/${API_VERSION}${path}`;
+  return path.split('/').map((segment, i) => (i < 2 || /^[A-Za-z$][A-Za-z.$]*(\(\))?$/.test(segment) ? segment : '{id}')).join('/');
+}
+
+/**
+ * Per request: the caller's signal in, and each attempt's deadline out, so the requester can tell
+ * a timed-out attempt from any other failure whatever shape the SDK gives the error.
+ */
+class AttemptWatch implements MiddlewareOptions {
+  private readonly deadlines: AttemptDeadline[] = [];
+  constructor(readonly signal?: AbortSignal) {}
+  add(deadline: AttemptDeadline): void {
+    this.deadlines.push(deadline);
+  }
+  /** Whether the last attempt ran out of time (earlier ones were answered, or it would be the last). */
+  timedOut(): boolean {
+    return this.deadlines.at(-1)?.timedOut() ?? false;
+  }
+  clear(): void {
+    for (const deadline of this.deadlines) deadline.clear();
+  }
+}
+
+/**
+ * Gives every HTTP attempt a deadline. Its signal stays armed after the headers came, so a body
+ * that stops half-way is cut off too (the SDK reads it after the middleware chain returned).
+ */
+class AttemptTimeoutHandler implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly timeoutMs: number) {}
+
+  async execute(context: Context): Promise<void> {
+    const watch = context.middlewareControl?.getMiddlewareOptions(AttemptWatch) as AttemptWatch | undefined;
+    const deadline = attemptDeadline(this.timeoutMs, watch?.signal);
+    watch?.add(deadline);
+    context.options = { ...context.options, signal: deadline.signal };
+    await this.next?.execute(context);
+  }
+
+  setNext(next: Middleware): void {
+    this.next = next;
   }
 }
 
@@ -224,6 +306,15 @@ export function failureToError(failure: Failure, context: GraphCallContext): Ent
     return new EntraReadError('GRAPH_UNAVAILABLE', `Microsoft Graph failed (${status}) while reading ${context.concerns}.${said}`, details);
   }
   return new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph answered ${status} while reading ${context.concerns}.${said}`, details);
+}
+
+/** GRAPH_TIMEOUT after the last attempt of a call (or of its token request) ran out of time. */
+function timeoutError(context: GraphCallContext, what: { call: string } | { token: string }, timeoutMs: number, attempts: number): EntraReadError {
+  const within = `within ${formatDuration(timeoutMs)}${attempts > 1 ? ` (${attempts} attempts)` : ''}`;
+  const message = 'token' in what
+    ? `${what.token} did not answer the token request for Microsoft Graph ${within}, needed to read ${context.concerns}. This is usually temporary.`
+    : `Microsoft Graph did not answer ${what.call} ${within} while reading ${context.concerns}. This is usually temporary.`;
+  return new EntraReadError('GRAPH_TIMEOUT', message, { concerns: context.concerns, timeoutMs, call: 'token' in what ? 'token request' : what.call });
 }
 
 function isCredentialFailure(error: unknown): boolean {
@@ -290,6 +381,14 @@ function header(headers: Record<string, string> | undefined, name: string): stri
   return found === undefined ? undefined : String(headers[found]);
 }
 
+export interface GraphRequesterOptions {
+  /**
+   * Stops every call of this requester when it aborts (e.g. a cycle's deadline): no new attempt or
+   * wait starts, the attempt in flight is cut off, and the call rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * Sends reads through one client and counts them. Not shared between concurrent reads: the
  * count belongs to one read.
@@ -298,19 +397,22 @@ export class GraphRequester {
   /** HTTP calls made (pages, batches, network retries; the SDK's own 429 retries are not seen here). */
   requests = 0;
   private readonly settings: ClientSettings;
+  private readonly signal: AbortSignal | undefined;
 
-  constructor(private readonly client: Client, logger?: Logger) {
+  constructor(private readonly client: Client, logger?: Logger, options: GraphRequesterOptions = {}) {
     const known = settingsByClient.get(client);
     this.settings = {
       origin: known?.origin ?? PUBLIC_GRAPH,
       retry: known?.retry ?? DEFAULT_RETRY,
       logger: logger ?? known?.logger ?? silentLogger,
+      timeoutMs: known?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     };
+    this.signal = options.signal;
   }
 
-  /** One GET; network failures are retried, HTTP failures become EntraReadErrors. */
+  /** One GET; network failures and timeouts are retried, HTTP failures become EntraReadErrors. */
   async get<T>(pathOrUrl: string, context: GraphCallContext): Promise<T> {
-    return this.send(() => this.client.api(pathOrUrl).get() as Promise<T>, context);
+    return this.send((watch) => this.client.api(pathOrUrl).middlewareOptions([watch]).get() as Promise<T>, context, `GET ${graphCallPath(pathOrUrl)}`);
   }
 
   /** Every page of a collection, in order. */
@@ -424,7 +526,7 @@ export class GraphRequester {
     };
     for (let attempt = 0; ; attempt++) {
       const payload = { requests: pending.map((r) => ({ id: r.key, method: 'GET', url: r.path })) };
-      const body = await this.send(() => this.client.api('/$batch').post(payload) as Promise<unknown>, batchContext);
+      const body = await this.send((watch) => this.client.api('/$batch').middlewareOptions([watch]).post(payload) as Promise<unknown>, batchContext, `POST ${graphCallPath('/$batch')}`);
       const responses = (body as { responses?: unknown } | undefined)?.responses;
       if (!Array.isArray(responses)) {
         throw new EntraReadError('GRAPH_INCOMPLETE', `Microsoft Graph answered ${batchContext.concerns} without responses.`, { concerns: batchContext.concerns });
@@ -459,33 +561,53 @@ export class GraphRequester {
         retry: attempt + 1,
         maxRetries: retry.maxRetries,
       });
-      await sleep((wait ?? 0) * 1000);
+      await this.wait((wait ?? 0) * 1000);
       pending = again;
     }
   }
 
-  private async send<T>(call: () => Promise<T>, context: GraphCallContext): Promise<T> {
-    const { retry, logger } = this.settings;
+  /**
+   * One call (`label` is its method and path, for messages), tried again after a network failure
+   * (up to maxRetries) or a timeout (up to TIMEOUT_RETRIES), with the same back-off.
+   */
+  private async send<T>(call: (watch: AttemptWatch) => Promise<T>, context: GraphCallContext, label: string): Promise<T> {
+    const { retry, logger, timeoutMs } = this.settings;
+    let timeouts = 0;
     for (let attempt = 0; ; attempt++) {
+      if (this.signal?.aborted) throw abortReason(this.signal);
       this.requests++;
+      const watch = new AttemptWatch(this.signal);
       try {
-        return await call();
+        return await call(watch);
       } catch (error) {
-        if (isNetworkFailure(error) && attempt < retry.maxRetries) {
+        if (this.signal?.aborted) throw abortReason(this.signal);
+        const tokenTimeout = error instanceof GraphTokenTimeoutError ? error : undefined;
+        const timedOut = tokenTimeout !== undefined || watch.timedOut();
+        if (timedOut) timeouts++;
+        const retryable = timedOut ? timeouts <= TIMEOUT_RETRIES : isNetworkFailure(error);
+        if (retryable && attempt < retry.maxRetries) {
           const waitMs = Math.round(retry.delaySeconds * 1000 * 2 ** attempt);
-          logger.warn('Could not reach Microsoft Graph; retrying', {
+          logger.warn(timedOut ? 'Microsoft Graph did not answer in time; retrying' : 'Could not reach Microsoft Graph; retrying', {
+            call: tokenTimeout ? 'token request' : label,
             concerns: context.concerns,
-            reason: error instanceof Error ? error.message : String(error),
+            reason: timedOut ? `no answer within ${formatDuration(timeoutMs)}` : error instanceof Error ? error.message : String(error),
             retry: attempt + 1,
-            maxRetries: retry.maxRetries,
+            maxRetries: timedOut ? Math.min(TIMEOUT_RETRIES, retry.maxRetries) : retry.maxRetries,
             waitMs,
           });
-          await sleep(waitMs);
+          await this.wait(waitMs);
           continue;
         }
+        if (timedOut) throw timeoutError(context, tokenTimeout ? { token: tokenTimeout.target } : { call: label }, timeoutMs, attempt + 1);
         throw toEntraReadError(error, context);
+      } finally {
+        watch.clear();
       }
     }
+  }
+
+  private async wait(ms: number): Promise<void> {
+    await sleep(ms, this.signal);
   }
 
   private valueOf<T>(body: Record<string, unknown> | undefined, concerns: string): T[] {

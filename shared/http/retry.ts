@@ -9,6 +9,7 @@
  * Full jitter (a uniformly random wait in [0, cap)) rather than a fixed ladder, so that many
  * callers throttled at the same moment do not all come back at the same moment.
  */
+import { abortReason } from './timeout';
 
 export interface BackoffOptions {
   /** Cap of the first retry's wait; doubles with every retry. */
@@ -67,7 +68,22 @@ export interface RetryOptions extends BackoffOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`; with `signal`, stops waiting (rejecting with its reason) as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return new Promise((resolve) => setTimeout(resolve, ms));
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 /**
  * Runs `operation` until it succeeds, `classify` says not to retry, or the retries run out;

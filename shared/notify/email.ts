@@ -9,7 +9,9 @@
  * - The access key never leaves this module: it is registered as a secret, our messages never
  *   quote the connection string (the SDK's own parse error does, so we parse it ourselves), and
  *   every message we return or log goes through `redactText`.
- * - A send takes at most `timeoutMs` in all (SDK retries, Retry-After waits and status polls).
+ * - A send takes at most `timeoutMs` in all (token, SDK retries, Retry-After waits and status
+ *   polls): one abort signal covers the whole send and every request in it, so a request that
+ *   never gets an answer is cut off (its socket closed), not left behind.
  * - Once ACS has accepted a message it counts as sent (`ok: true`, `status: 'Running'` if the
  *   delivery was not confirmed in time): reporting it as failed would make the caller send it again.
  */
@@ -18,6 +20,7 @@ import { EmailClient, type EmailClientOptions, type EmailMessage } from '@azure/
 import type { TokenCredential } from '@azure/identity';
 import { redactText, registerSecret, type Logger } from '../log';
 import { isLoopbackHost } from '../net';
+import { formatDuration, isCallTimeout } from '../http/timeout';
 import { plainTextSafe } from './escape';
 import { renderNotification, type Notification } from './templates';
 
@@ -91,6 +94,8 @@ interface Observed {
   acceptedId?: string;
   operationStatus?: string;
   operationError?: string;
+  /** The request last sent ("POST /emails:send"), for a timeout's message. */
+  lastCall?: string;
 }
 
 export class EmailNotifier {
@@ -237,6 +242,7 @@ function clientOptions(target: Target, options: EmailNotifierOptions, observed: 
   const observe: Policy = {
     name: 'tvsyncObserveEmailResponses',
     async sendRequest(request, next) {
+      observed.lastCall = `${request.method} ${new URL(request.url).pathname}`;
       const response = await next(request);
       observed.status = response.status;
       observed.retryAfterSeconds = retryAfterSeconds(response.headers.get('retry-after'));
@@ -275,6 +281,7 @@ function classify(error: unknown, observed: Observed, target: Target, timedOut: 
   }
 
   const name = (error as { name?: unknown } | null)?.name;
+  if (isCallTimeout(error)) return failure('EMAIL_TIMEOUT', `No email sent: ${error.message}.`);
   if (name === 'CredentialUnavailableError' || name === 'AuthenticationError' || name === 'AggregateAuthenticationError') {
     return failure('EMAIL_CREDENTIAL_UNAVAILABLE', `No token for ACS Email from the managed identity: ${describe(error)}`);
   }
@@ -290,7 +297,9 @@ function classify(error: unknown, observed: Observed, target: Target, timedOut: 
   if (status !== undefined && status >= 500) {
     return failure('EMAIL_SERVICE_UNAVAILABLE', `ACS Email failed with HTTP ${acs}${timedOut ? ` and did not recover within ${timeoutMs} ms` : ' after the SDK\'s retries'}.`, { status, retryAfterSeconds: retryAfter });
   }
-  if (timedOut) return failure('EMAIL_TIMEOUT', `ACS Email did not accept the email within ${timeoutMs} ms.`);
+  if (timedOut) {
+    return failure('EMAIL_TIMEOUT', `ACS Email did not accept the email within ${formatDuration(timeoutMs)}${observed.lastCall ? ` (no answer to ${observed.lastCall})` : ''}.`);
+  }
   if (status !== undefined && status >= 400) {
     return failure('EMAIL_REJECTED', `ACS Email rejected the email (HTTP ${acs}): ${describe(error)}`, { status });
   }

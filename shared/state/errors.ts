@@ -7,6 +7,7 @@
  */
 import { RestError } from '@azure/data-tables';
 import { redactText } from '../log';
+import { isCallTimeout } from '../http/timeout';
 
 export type StateErrorCode =
   /** Network failure, timeout, throttling (429) or a 5xx: worth retrying later. */
@@ -97,6 +98,11 @@ export function toStateError(error: unknown, details: StateErrorDetails): StateE
   const where = rowKey !== undefined ? ` row ${rowKey}` : partitionKey !== undefined ? ` day ${partitionKey}` : '';
   const what = `${operation} on ${table}${where}`;
   const said = error instanceof Error ? ` (${error.message.split('\n')[0]})` : '';
+  if (isCallTimeout(error)) {
+    // The table itself, or the token for it: either way a transient outage, retried next cycle.
+    const message = error.target.startsWith('Table Storage') ? `${error.message} (${what})` : `${error.message}, so ${what} at ${host} was not attempted`;
+    return new StateError('STATE_UNAVAILABLE', message, { ...details, serviceCode: 'TIMEOUT' });
+  }
   if (error instanceof Error && IDENTITY_FAILURES.has(error.name)) {
     return new StateError('STATE_AUTH', `no token for Table Storage at ${host}, so ${what} was not attempted${said}`, details);
   }

@@ -8,7 +8,11 @@
  * - The account key or SAS token is registered as a secret the moment it is parsed, and errors
  *   built here never quote the connection string: they name the endpoint host and the missing part.
  * - Every client has a bounded retry and a per-attempt timeout, so an unreachable endpoint becomes
- *   STATE_UNAVAILABLE in bounded time instead of a hung cycle.
+ *   STATE_UNAVAILABLE in bounded time instead of a hung cycle. The timeout is an abort signal armed
+ *   until the body has been read (the SDK's own `request.timeout` stops counting once the headers
+ *   came, so a response that stalls half-way would hang forever), and an attempt that ran out of
+ *   time fails with a CallTimeoutError naming the table call and the timeout. It is not retried:
+ *   a write may have landed.
  */
 import {
   AzureNamedKeyCredential,
@@ -19,6 +23,7 @@ import {
 import type { TokenCredential } from '@azure/identity';
 import { registerSecret } from '../log';
 import { isLoopbackHost } from '../net';
+import { attemptDeadline, CallTimeoutError } from '../http/timeout';
 import { StateError } from './errors';
 
 export type StorageTarget =
@@ -79,9 +84,22 @@ export function tableClient(target: StorageTarget, tableName: string, tuning: Cl
   const timeoutMs = tuning.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const timeoutPolicy: PipelinePolicy = {
     name: 'tvsyncRequestTimeout',
-    sendRequest: (request, next) => {
-      if (!request.timeout) request.timeout = timeoutMs;
-      return next(request);
+    async sendRequest(request, next) {
+      const caller = request.abortSignal;
+      const deadline = attemptDeadline(timeoutMs, caller);
+      request.abortSignal = deadline.signal;
+      try {
+        return await next(request);
+      } catch (error) {
+        if (!deadline.timedOut()) throw error;
+        // Method and table only: the query holds filters and, with a SAS, the signature; the
+        // entity's keys are in the StateError's own words.
+        const path = new URL(request.url).pathname.replace(/\(.+\)$/, '(…)');
+        throw new CallTimeoutError(`Table Storage at ${endpoint.host}`, `${request.method} ${path}`, timeoutMs);
+      } finally {
+        deadline.clear();
+        request.abortSignal = caller;
+      }
     },
   };
   const options: TableServiceClientOptions = {

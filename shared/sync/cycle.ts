@@ -551,7 +551,7 @@ function escrowReason(e: Escrow): string {
 }
 
 /** Transient trouble is retried at the next cycle; anything else backs off, up to a day. */
-const RETRY_NEXT_CYCLE = new Set(['TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_THROTTLED', 'STATE_UNAVAILABLE']);
+const RETRY_NEXT_CYCLE = new Set(['TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_TIMEOUT', 'TEAMVIEWER_THROTTLED', 'STATE_UNAVAILABLE']);
 
 async function recordEscrow(deps: CycleDeps, existing: Escrow | undefined, report: ActionReport, action: Action, at: Date, intervalMinutes: number): Promise<void> {
   try {

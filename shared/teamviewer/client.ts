@@ -9,11 +9,17 @@
  *   (on 429, 403 and 503 alike; never waiting longer than maxDelayMs), at most `maxRetries` times; then the TeamViewerError
  *   is thrown. A throttled answer pauses every call of this client, not just the one that got it,
  *   because TeamViewer limits per token.
+ * - Every attempt gets at most `timeoutMs` (TEAMVIEWER_TIMEOUT_SECONDS), body included. An attempt
+ *   that timed out is retried at most TIMEOUT_RETRIES times (a TeamViewer that hung three times in a
+ *   row is down), with the same backoff; then TEAMVIEWER_TIMEOUT names the call and the timeout. So
+ *   a call that times out fails within timeoutMs × (TIMEOUT_RETRIES + 1) plus its backoff.
  * - A POST (create) that timed out or whose connection dropped is NOT retried: TeamViewer may
  *   have created the user and a blind retry would then fail with 409 or, worse, race another
- *   writer. It throws TEAMVIEWER_TRANSIENT with `mayHaveApplied: true`; the caller must look
- *   the user up (findByUserName) before creating again. PATCH is a replace, so repeating it is
- *   harmless and it is retried like a GET.
+ *   writer. It throws TEAMVIEWER_TIMEOUT or TEAMVIEWER_TRANSIENT with `mayHaveApplied: true`; the
+ *   caller must look the user up (findByUserName) before creating again. PATCH is a replace, so
+ *   repeating it is harmless and it is retried like a GET.
+ * - A call given a `signal` starts no attempt or wait after it aborted and stops the attempt in
+ *   flight; it rejects with the signal's reason (never as a timeout, never retried).
  *
  * Invariants: at most `concurrency` requests are in flight, however many calls a caller starts
  * at once (one shared pool; a call keeps its slot while it waits to retry, so backing off
@@ -27,6 +33,7 @@ import { requireSecureUrl } from '../net';
 import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../sync/model';
 import { createPool, type Pool } from '../http/pool';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
+import { abortReason, attemptDeadline } from '../http/timeout';
 import {
   errorFromNetwork,
   errorFromResponse,
@@ -48,7 +55,7 @@ export interface TeamViewerClientOptions {
   concurrency?: number;
   /** Retries of throttled and transient failures (default 5). */
   maxRetries?: number;
-  /** Per attempt (default 30000). */
+  /** Per attempt, body included (TEAMVIEWER_TIMEOUT_SECONDS; default 30000). */
   timeoutMs?: number;
   /** Users per page when listing (default 500). */
   pageSize?: number;
@@ -72,8 +79,18 @@ export interface TeamViewerClientStats {
   throttled: number;
 }
 
+/** Per call: what a caller may add to any method. */
+export interface CallOptions {
+  /** Stops the call when it aborts (e.g. a cycle's deadline); it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Retries of a call whose attempt timed out: a TeamViewer that hung three times in a row is down. */
+export const TIMEOUT_RETRIES = 2;
+
 interface Call<T> {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  signal?: AbortSignal;
   /** Below the SCIM base, or below the Web API base when `webApi`. */
   path: string;
   query?: string;
@@ -115,6 +132,12 @@ export interface WebApiRequest<T> {
 }
 
 type Json = Record<string, unknown>;
+
+/** What the attempts of one call have met so far. */
+interface AttemptTally {
+  /** Attempts that got no answer within timeoutMs. */
+  timeouts: number;
+}
 
 const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -209,26 +232,26 @@ export class TeamViewerClient {
   }
 
   /** Every user of the company. Throws rather than return a partial list. */
-  listUsers(): Promise<TeamViewerUser[]> {
-    return this.list(undefined, 'list the users');
+  listUsers(options: CallOptions = {}): Promise<TeamViewerUser[]> {
+    return this.list(undefined, 'list the users', undefined, options);
   }
 
   /** Users whose userName is exactly `userName` (TeamViewer compares case-sensitively). */
-  findByUserName(userName: string): Promise<TeamViewerUser[]> {
-    return this.list(`userName eq ${scimString(userName)}`, `look up user ${userName}`, userName);
+  findByUserName(userName: string, options: CallOptions = {}): Promise<TeamViewerUser[]> {
+    return this.list(`userName eq ${scimString(userName)}`, `look up user ${userName}`, userName, options);
   }
 
   /** The user, or null when TeamViewer does not know the id. */
-  async getUser(id: string): Promise<TeamViewerUser | null> {
+  async getUser(id: string, options: CallOptions = {}): Promise<TeamViewerUser | null> {
     try {
-      return await this.readUser(id);
+      return await this.readUser(id, options);
     } catch (error) {
       if (isTeamViewerError(error) && error.code === 'TEAMVIEWER_NOT_FOUND') return null;
       throw error;
     }
   }
 
-  createUser(draft: TeamViewerUserDraft): Promise<TeamViewerUser> {
+  createUser(draft: TeamViewerUserDraft, options: CallOptions = {}): Promise<TeamViewerUser> {
     const body: Json = {
       schemas: draft.ssoCustomerId ? [USER_SCHEMA, SSO_SCHEMA] : [USER_SCHEMA],
       userName: draft.userName,
@@ -245,12 +268,12 @@ export class TeamViewerClient {
     if (draft.preferredLanguage !== undefined) body.preferredLanguage = draft.preferredLanguage;
     if (draft.ssoCustomerId) body[SSO_SCHEMA] = { ssoCustomerId: draft.ssoCustomerId };
     return this.call({
-      method: 'POST', path: '/Users', body, action: `create user ${draft.userName}`, userName: draft.userName, parse: readUser,
+      method: 'POST', path: '/Users', body, action: `create user ${draft.userName}`, userName: draft.userName, parse: readUser, signal: options.signal,
     });
   }
 
   /** Replaces the given attributes in one PatchOp; an empty patch only reads the user. */
-  async patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser> {
+  async patchUser(id: string, patch: TeamViewerPatch, options: CallOptions = {}): Promise<TeamViewerUser> {
     const paths: Array<[keyof TeamViewerPatch, string]> = [
       ['userName', 'userName'],
       ['displayName', 'displayName'],
@@ -262,7 +285,7 @@ export class TeamViewerClient {
     const operations = paths
       .filter(([key]) => patch[key] !== undefined)
       .map(([key, path]) => ({ op: 'replace', path, value: patch[key] }));
-    if (operations.length === 0) return this.readUser(id);
+    if (operations.length === 0) return this.readUser(id, options);
     const user = await this.call({
       method: 'PATCH',
       path: `/Users/${encodeURIComponent(id)}`,
@@ -270,6 +293,7 @@ export class TeamViewerClient {
       action: `update user ${id}`,
       userName: patch.userName,
       parse: readUser,
+      signal: options.signal,
     });
     if (patch.email !== undefined || patch.userName !== undefined) {
       this.logger.info('TeamViewer sends a verification email to the new address of an updated user', { teamViewerId: id });
@@ -277,16 +301,17 @@ export class TeamViewerClient {
     return user;
   }
 
-  deactivate(id: string): Promise<TeamViewerUser> {
-    return this.patchUser(id, { active: false });
+  deactivate(id: string, options: CallOptions = {}): Promise<TeamViewerUser> {
+    return this.patchUser(id, { active: false }, options);
   }
 
   /**
    * What Entra's "Test Connection" does: a filter for a random userName must answer 200 with an
    * empty list. Throws the typed error otherwise (401 wrong token, 403 missing permission, ...).
    */
-  async testConnection(): Promise<void> {
+  async testConnection(options: CallOptions = {}): Promise<void> {
     await this.call({
+      signal: options.signal,
       method: 'GET',
       path: '/Users',
       query: `filter=${encodeURIComponent(`userName eq ${scimString(randomUUID())}`)}`,
@@ -301,9 +326,10 @@ export class TeamViewerClient {
   }
 
   /** The account that owns the token (Web API /account), or null when it has none (404). */
-  async getTokenOwner(): Promise<TeamViewerTokenOwner | null> {
+  async getTokenOwner(options: CallOptions = {}): Promise<TeamViewerTokenOwner | null> {
     try {
       return await this.call({
+        signal: options.signal,
         method: 'GET',
         path: '/account',
         webApi: true,
@@ -324,12 +350,12 @@ export class TeamViewerClient {
   }
 
   /** A Web API v1 call through this client (see WebApiRequest). */
-  webApi<T>(request: WebApiRequest<T>): Promise<T> {
-    return this.call({ ...request, webApi: true });
+  webApi<T>(request: WebApiRequest<T>, options: CallOptions = {}): Promise<T> {
+    return this.call({ ...request, webApi: true, signal: options.signal });
   }
 
-  private readUser(id: string): Promise<TeamViewerUser> {
-    return this.call({ method: 'GET', path: `/Users/${encodeURIComponent(id)}`, action: `read user ${id}`, parse: readUser });
+  private readUser(id: string, options: CallOptions): Promise<TeamViewerUser> {
+    return this.call({ method: 'GET', path: `/Users/${encodeURIComponent(id)}`, action: `read user ${id}`, parse: readUser, signal: options.signal });
   }
 
   /**
@@ -337,7 +363,7 @@ export class TeamViewerClient {
    * answers is ignored (TeamViewer's own example answers 0). A page that comes back empty before
    * totalResults is reached is a protocol error, never a silently short list.
    */
-  private async list(filter: string | undefined, action: string, userName?: string): Promise<TeamViewerUser[]> {
+  private async list(filter: string | undefined, action: string, userName: string | undefined, options: CallOptions): Promise<TeamViewerUser[]> {
     const byId = new Map<string, TeamViewerUser>();
     const filterQuery = filter === undefined ? '' : `filter=${encodeURIComponent(filter)}&`;
     for (let startIndex = 1; ;) {
@@ -347,6 +373,7 @@ export class TeamViewerClient {
         query: `${filterQuery}startIndex=${startIndex}&count=${this.pageSize}`,
         action,
         userName,
+        signal: options.signal,
         parse: (json, fail) => {
           const result = readPage(json, fail);
           if (result.users.length === 0 && startIndex <= result.totalResults) {
@@ -366,19 +393,25 @@ export class TeamViewerClient {
     const ctx: RequestContext = {
       method: call.method,
       path: call.path,
+      webApi: call.webApi,
       action: call.action,
       userName: call.userName,
       secret: this.token,
     };
     const callNumber = ++this.callCount;
-    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, callNumber), {
+    const tally: AttemptTally = { timeouts: 0 };
+    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, callNumber, tally), {
       maxRetries: this.maxRetries,
       baseDelayMs: this.baseDelayMs,
       maxDelayMs: this.maxDelayMs,
+      sleep: (ms) => sleep(ms, call.signal),
       classify: (error) => {
         if (!isTeamViewerError(error)) return { retry: false };
+        // A create whose answer was lost may have landed: the caller looks before creating again.
+        const blind = call.method === 'POST' && !call.idempotent && error.mayHaveApplied;
         const retry = error.code === 'TEAMVIEWER_THROTTLED'
-          || (error.code === 'TEAMVIEWER_TRANSIENT' && !(call.method === 'POST' && !call.idempotent && error.mayHaveApplied));
+          || (error.code === 'TEAMVIEWER_TRANSIENT' && !blind)
+          || (error.code === 'TEAMVIEWER_TIMEOUT' && !blind && tally.timeouts <= TIMEOUT_RETRIES);
         return { retry, retryAfterSeconds: error.retryAfterSeconds };
       },
       onRetry: ({ error, retry, delayMs }) => {
@@ -388,16 +421,18 @@ export class TeamViewerClient {
         // The message can name the user (create user <login>): it stays at debug, out of
         // Application Insights; the warning carries only the code, method and path.
         this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
-        this.logger.warn(`TeamViewer answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
+        const what = tvError.code === 'TEAMVIEWER_TIMEOUT' ? `did not answer in ${this.timeoutMs} ms` : `answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''}`;
+        this.logger.warn(`TeamViewer ${what} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
           code: tvError.code, status: tvError.status, method: call.method, path: call.path,
         });
       },
     }));
   }
 
-  private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number): Promise<T> {
+  private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number, tally: AttemptTally): Promise<T> {
+    if (call.signal?.aborted) throw abortReason(call.signal);
     const pause = this.resumeAt - Date.now();
-    if (pause > 0) await sleep(pause);
+    if (pause > 0) await sleep(pause, call.signal);
     // Once TeamViewer has rejected the token, calls that were already queued when the answer came
     // are not sent with it: a revoked token stops writes at once, not after the queue drains.
     // Calls made after it (a later cycle, a retry by an operator) go out as usual.
@@ -407,6 +442,8 @@ export class TeamViewerClient {
     let status: number;
     let text: string;
     let retryAfter: string | null;
+    // Armed until the body is read, so an answer that stops half-way is cut off too.
+    const deadline = attemptDeadline(this.timeoutMs, call.signal);
     try {
       const response = await fetch(url, {
         method: call.method,
@@ -418,13 +455,20 @@ export class TeamViewerClient {
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
         // A redirect would carry the token elsewhere (or to plain http): treat it as an answer.
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: deadline.signal,
       });
       status = response.status;
       retryAfter = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
-      throw errorFromNetwork(ctx, error, this.timeoutMs);
+      if (deadline.timedOut()) {
+        tally.timeouts++;
+        throw errorFromNetwork(ctx, error, { timeoutMs: this.timeoutMs, attempts: tally.timeouts });
+      }
+      if (call.signal?.aborted) throw abortReason(call.signal);
+      throw errorFromNetwork(ctx, error);
+    } finally {
+      deadline.clear();
     }
     if (status < 200 || status > 299) {
       const error = errorFromResponse(ctx, { status, bodyText: text, retryAfterSeconds: parseRetryAfter(retryAfter) });

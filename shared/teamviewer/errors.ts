@@ -11,6 +11,7 @@
  * `{ schemas, status, scimType, detail }` (everything on /scim/v2).
  */
 import { redactText } from '../log';
+import { formatDuration } from '../http/timeout';
 
 export type TeamViewerErrorCode =
   | 'TEAMVIEWER_UNAUTHORIZED'
@@ -20,6 +21,8 @@ export type TeamViewerErrorCode =
   | 'TEAMVIEWER_BAD_REQUEST'
   | 'TEAMVIEWER_NOT_FOUND'
   | 'TEAMVIEWER_TRANSIENT'
+  /** No answer within TEAMVIEWER_TIMEOUT_SECONDS, after the retries (a create is never retried: see mayHaveApplied). */
+  | 'TEAMVIEWER_TIMEOUT'
   | 'TEAMVIEWER_PROTOCOL'
   /** A 403 that is not throttling on a user-group or role call: no *User groups* right, or no Tensor licence. */
   | 'TEAMVIEWER_GROUPS_FORBIDDEN'
@@ -37,6 +40,7 @@ export interface TeamViewerErrorInit {
   detail?: string;
   userName?: string;
   mayHaveApplied?: boolean;
+  timeoutMs?: number;
   cause?: unknown;
 }
 
@@ -61,6 +65,8 @@ export class TeamViewerError extends Error {
   readonly method: string;
   /** Path below the base URL, without the query string (e.g. "/Users/u123"). */
   readonly path: string;
+  /** TEAMVIEWER_TIMEOUT: the per-attempt timeout that ran out. */
+  readonly timeoutMs?: number;
 
   constructor(init: TeamViewerErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -73,6 +79,7 @@ export class TeamViewerError extends Error {
     this.mayHaveApplied = init.mayHaveApplied ?? false;
     this.method = init.method;
     this.path = init.path;
+    this.timeoutMs = init.timeoutMs;
   }
 }
 
@@ -84,6 +91,8 @@ export function isTeamViewerError(e: unknown): e is TeamViewerError {
 export interface RequestContext {
   method: string;
   path: string;
+  /** The call goes to the Web API (/api/v1), not SCIM. */
+  webApi?: boolean;
   action: string;
   userName?: string;
   /** The token, so it can be masked should a server echo it. */
@@ -194,26 +203,32 @@ function networkCode(error: unknown): string | undefined {
 /** Failures where the request provably never reached TeamViewer. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** The TeamViewerError for a request that got no (complete) answer. */
-export function errorFromNetwork(ctx: RequestContext, error: unknown, timeoutMs: number): TeamViewerError {
-  const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+/**
+ * The TeamViewerError for a request that got no (complete) answer: TEAMVIEWER_TIMEOUT when
+ * `timeout` says the attempt ran out of time (after `attempts` timed-out attempts), else
+ * TEAMVIEWER_TRANSIENT.
+ */
+export function errorFromNetwork(ctx: RequestContext, error: unknown, timeout?: { timeoutMs: number; attempts: number }): TeamViewerError {
   const code = networkCode(error);
-  const notSent = !timedOut && code !== undefined && NOT_SENT.has(code);
+  const notSent = !timeout && code !== undefined && NOT_SENT.has(code);
   const write = ctx.method !== 'GET';
-  const what = timedOut ? `did not answer within ${timeoutMs} ms`
+  // The call as an admin can find it in TeamViewer's API docs; the path has no query string.
+  const call = `${ctx.webApi ? 'Web API' : 'SCIM'} ${ctx.method} ${ctx.path}`;
+  const what = timeout ? `did not answer ${call} within ${formatDuration(timeout.timeoutMs)}${timeout.attempts > 1 ? ` (${timeout.attempts} attempts)` : ''}`
     : notSent ? `could not be reached (${code})`
     : `dropped the connection${code ? ` (${code})` : ''}`;
   const consequence = write && !notSent
     ? ' The change may or may not have been made; look the user up before trying again.'
     : ' This is usually temporary.';
   return new TeamViewerError({
-    code: 'TEAMVIEWER_TRANSIENT',
+    code: timeout ? 'TEAMVIEWER_TIMEOUT' : 'TEAMVIEWER_TRANSIENT',
     message: `TeamViewer ${what} while trying to ${ctx.action}.${consequence}`,
     method: ctx.method,
     path: ctx.path,
     userName: ctx.userName,
-    detail: timedOut ? 'timeout' : code,
+    detail: timeout ? 'timeout' : code,
     mayHaveApplied: write && !notSent,
+    timeoutMs: timeout?.timeoutMs,
     cause: error,
   });
 }

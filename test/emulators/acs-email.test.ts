@@ -180,6 +180,19 @@ describe('ACS Email emulator', () => {
     expect(acs.requests.filter((r) => r.method === 'POST').map((r) => r.operationId)).toEqual([operationId, operationId]);
   });
 
+  it('When a hang is injected on the status poll, then the send is accepted and the poll is never answered', async () => {
+    acs.inject({ hang: true, on: 'status' });
+    const client = new EmailClient(acs.connectionString, { allowInsecureConnection: true });
+    // The SDK polls once inside beginSend, with beginSend's signal.
+    const abortSignal = AbortSignal.timeout(500);
+    const failure = await client.beginSend(message(), { abortSignal }).then((p) => p.pollUntilDone({ abortSignal })).then(() => null, (e: Error) => e);
+    expect(failure?.name).toBe('AbortError');
+    expect(acs.messages).toHaveLength(1);
+    expect(acs.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['POST 202', 'GET 0']);
+    for (let waited = 0; acs.hanging() > 0 && waited < 3_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(acs.hanging()).toBe(0);
+  });
+
   it('When the message has no recipient or a subject with a line break, then it answers 400', async () => {
     const noRecipient = JSON.stringify({ senderAddress: 'a@contoso.test', content: { subject: 's', plainText: 'p' }, recipients: { to: [] } });
     const crlf = JSON.stringify({ senderAddress: 'a@contoso.test', content: { subject: 's\r\nBcc: x@evil.test', plainText: 'p' }, recipients: { to: [{ address: 'b@contoso.test' }] } });

@@ -22,12 +22,10 @@
  * The SDK refuses bearer tokens over plain http, so the managed-identity path needs `tls: true`
  * (the test certificate in ./certs; the client trusts it through NODE_EXTRA_CA_CERTS).
  */
-import http from 'node:http';
-import https from 'node:https';
-import fs from 'node:fs';
+import type http from 'node:http';
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { certificatePaths } from './graph';
+import type { Socket } from 'node:net';
+import { listenOnLoopback } from './loopback';
 
 export const ACS_EMAIL_API_VERSION = '2025-09-01';
 const MAX_CLOCK_SKEW_MS = 15 * 60_000;
@@ -66,8 +64,10 @@ export interface AcsEmailRequest {
 }
 
 export interface AcsEmailFault {
-  /** HTTP status to answer, e.g. 500, 503 or 429. */
-  status: number;
+  /** HTTP status to answer, e.g. 500, 503 or 429 (default 500). */
+  status?: number;
+  /** Instead of answering, read the request and never answer (the connection stays open). */
+  hang?: boolean;
   /** How many matching requests fail (default 1). */
   times?: number;
   /** Retry-After header, in seconds. */
@@ -89,6 +89,8 @@ export interface AcsEmailEmulator {
   requests: AcsEmailRequest[];
   inject(fault: AcsEmailFault): void;
   clearFaults(): void;
+  /** Connections a hanging fault holds that the client has not closed yet. */
+  hanging(): number;
   /** What the status poll reports for operations accepted from now on (default Succeeded). */
   setOutcome(status: AcsOperationStatus): void;
   close(): Promise<void>;
@@ -198,6 +200,7 @@ export async function startAcsEmailEmulator(options: AcsEmailEmulatorOptions = {
   const requests: AcsEmailRequest[] = [];
   const operations = new Map<string, Operation>();
   let faults: Array<Required<Omit<AcsEmailFault, 'retryAfter'>> & { retryAfter?: number }> = [];
+  const held = new Set<Socket>();
   let outcome: AcsOperationStatus = 'Succeeded';
   let endpoint = '';
 
@@ -240,6 +243,11 @@ export async function startAcsEmailEmulator(options: AcsEmailEmulatorOptions = {
       if (fault) {
         fault.times--;
         faults = faults.filter((f) => f.times > 0);
+        if (fault.hang) {
+          held.add(req.socket);
+          req.socket.once('close', () => held.delete(req.socket));
+          return;
+        }
         const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) };
         const code = fault.status === 429 ? 'TooManyRequests' : fault.status >= 500 ? 'ServiceUnavailable' : 'Failed';
         return refuse(fault.status, code, `Emulated failure (${fault.status}).`, headers);
@@ -267,19 +275,8 @@ export async function startAcsEmailEmulator(options: AcsEmailEmulatorOptions = {
     });
   };
 
-  let server: http.Server;
-  if (options.tls) {
-    const { cert, key: tlsKey } = certificatePaths();
-    server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(tlsKey) }, handler);
-  } else {
-    server = http.createServer(handler);
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const { server, origin } = await listenOnLoopback(handler, { tls: options.tls });
+  endpoint = origin;
 
   return {
     endpoint,
@@ -288,15 +285,17 @@ export async function startAcsEmailEmulator(options: AcsEmailEmulatorOptions = {
     messages,
     requests,
     inject(fault: AcsEmailFault): void {
-      faults.push({ status: fault.status, times: fault.times ?? 1, on: fault.on ?? 'send', retryAfter: fault.retryAfter });
+      faults.push({ status: fault.status ?? 500, hang: fault.hang ?? false, times: fault.times ?? 1, on: fault.on ?? 'send', retryAfter: fault.retryAfter });
     },
     clearFaults(): void {
       faults = [];
     },
+    hanging: () => held.size,
     setOutcome(status: AcsOperationStatus): void {
       outcome = status;
     },
     close(): Promise<void> {
+      for (const socket of held) socket.destroy();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));
     },

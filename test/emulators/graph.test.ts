@@ -409,6 +409,32 @@ describe('Graph emulator', () => {
       expect((await get('/users')).status).toBe(200);
     });
 
+    it('When a hang is injected for POST, then a $batch is read and never answered until the client gives up, while GETs are answered', async () => {
+      graph.inject({ kind: 'hang', times: 1, method: 'POST' });
+      expect((await get('/users')).status).toBe(200);
+      const held = fetch(`${graph.url}/v1.0/$batch`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ requests: [{ id: '1', method: 'GET', url: '/users' }] }),
+        signal: AbortSignal.timeout(200),
+      });
+      await expect(held).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(graph.requests.at(-1)).toMatchObject({ method: 'POST', status: 0 });
+      for (let waited = 0; graph.hanging() > 0 && waited < 3_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(graph.hanging()).toBe(0);
+      expect((await batch([{ id: '1', method: 'GET', url: '/users' }])).status).toBe(200);
+    });
+
+    it('When close() is called while a request hangs, then the request ends and the emulator stops', async () => {
+      const other = await startGraphEmulator({ tenant: tenant(), isValidToken: (t) => t === TOKEN });
+      other.inject({ kind: 'hang', times: 1 });
+      const pending = fetch(`${other.url}/v1.0/users`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      for (let waited = 0; other.hanging() === 0 && waited < 3_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(other.hanging()).toBe(1);
+      await other.close();
+      await expect(pending).rejects.toThrow();
+    });
+
     it('When a fault names a path, then it fires inside a $batch too, on the matching sub-request only', async () => {
       graph.inject({ kind: 'throttle', times: 1, retryAfterSeconds: 3, pathIncludes: '/members' });
       graph.inject({ kind: 'status', status: 403, times: 1, pathIncludes: `/users/${id(2)}` });

@@ -36,7 +36,7 @@ import https from 'node:https';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntraUser } from '../../shared/sync/model';
 
@@ -72,9 +72,11 @@ export interface EmulatedTenant {
 export interface GraphFault {
   /**
    * throttle: 429 + Retry-After; status: any status (e.g. 403, 500, 503); reset: the socket is
-   * destroyed; dropLinks: a normal 200 answer without its @odata.nextLink / @odata.deltaLink.
+   * destroyed; dropLinks: a normal 200 answer without its @odata.nextLink / @odata.deltaLink;
+   * hang: the request is read and never answered (the connection stays open until the client
+   * gives up, or close()). reset and hang hit whole requests, never $batch sub-requests.
    */
-  kind: 'throttle' | 'status' | 'reset' | 'dropLinks';
+  kind: 'throttle' | 'status' | 'reset' | 'dropLinks' | 'hang';
   /** How many matching requests fail. */
   times: number;
   status?: number;
@@ -84,6 +86,8 @@ export interface GraphFault {
   pathIncludes?: string;
   /** Let this many matching requests pass before failing (e.g. 2 to fail the 3rd page). */
   afterMatches?: number;
+  /** Only requests with this method (e.g. 'POST' for $batch). */
+  method?: string;
 }
 
 export interface GraphEmulatorOptions {
@@ -97,7 +101,7 @@ export interface GraphEmulatorOptions {
 
 export interface RecordedRequest {
   method: string;
-  /** Path with query, decoded, e.g. "/v1.0/users?$select=id". Status 0 means the socket was reset. */
+  /** Path with query, decoded, e.g. "/v1.0/users?$select=id". Status 0: no answer (reset, or hang). */
   path: string;
   status: number;
 }
@@ -122,6 +126,8 @@ export interface GraphEmulator {
   inject(fault: GraphFault): void;
   /** Drops faults that have not fired yet. */
   clearFaults(): void;
+  /** Connections a 'hang' fault holds that the client has not closed yet. */
+  hanging(): number;
   /** When set, nextLinks point at this origin instead of `url` (to test that a reader refuses them). */
   nextLinkOrigin: string | undefined;
 
@@ -175,7 +181,7 @@ const USER_DEFAULT_PROPERTIES = [
 const JSON_TYPE = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
 type Headers = Record<string, string>;
-type Reply = { status: number; headers?: Headers; body?: unknown } | 'reset';
+type Reply = { status: number; headers?: Headers; body?: unknown } | 'reset' | 'hang';
 
 interface Request {
   method: string;
@@ -693,8 +699,8 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
         inBatch: true,
       };
       const answer = answerWithFaults(subReq, decodeSafe(relative));
-      // A sub-request has no socket of its own to reset (fire() skips resets inside a batch).
-      const reply = answer === 'reset' ? { status: 500 as number, headers: undefined, body: undefined } : answer;
+      // A sub-request has no socket of its own to reset or hold (fire() skips those inside a batch).
+      const reply = answer === 'reset' || answer === 'hang' ? { status: 500 as number, headers: undefined, body: undefined } : answer;
       batchRequests.push({ method: subReq.method, path: decodeSafe(relative), status: reply.status });
       return { id: sub.id, status: reply.status, headers: { 'Content-Type': 'application/json', ...(reply.headers ?? {}) }, body: reply.body };
     });
@@ -732,7 +738,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     if (fault === undefined) return route(req);
     if (fault !== 'dropLinks') return fault;
     const reply = route(req);
-    if (reply !== 'reset' && reply.body && typeof reply.body === 'object') {
+    if (reply !== 'reset' && reply !== 'hang' && reply.body && typeof reply.body === 'object') {
       const { '@odata.nextLink': _next, '@odata.deltaLink': _delta, ...rest } = reply.body as Record<string, unknown>;
       return { ...reply, body: rest };
     }
@@ -743,12 +749,13 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     for (const fault of faults) {
       if (fault.fired >= fault.times) continue;
       if (req.inBatch && fault.pathIncludes === undefined) continue;
-      if (req.inBatch && fault.kind === 'reset') continue;
+      if (req.inBatch && (fault.kind === 'reset' || fault.kind === 'hang')) continue;
+      if (fault.method !== undefined && fault.method.toUpperCase() !== req.method) continue;
       if (fault.pathIncludes !== undefined && !recordedPath.includes(fault.pathIncludes)) continue;
       fault.matched++;
       if (fault.matched <= (fault.afterMatches ?? 0)) continue;
       fault.fired++;
-      if (fault.kind === 'reset') return 'reset';
+      if (fault.kind === 'reset' || fault.kind === 'hang') return fault.kind;
       if (fault.kind === 'dropLinks') return 'dropLinks';
       if (fault.kind === 'throttle') {
         return graphError(429, undefined, undefined, { 'Retry-After': String(fault.retryAfterSeconds ?? 1) });
@@ -764,6 +771,8 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
   const requests: RecordedRequest[] = [];
   const batchRequests: RecordedRequest[] = [];
+  /** Sockets of requests a 'hang' fault never answers; close() destroys what the clients left. */
+  const held = new Set<Socket>();
 
   async function handle(message: IncomingMessage, response: ServerResponse): Promise<void> {
     const rawUrl = message.url ?? '/';
@@ -773,6 +782,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       if (reply === 'reset') {
         requests.push({ method, path: recordedPath, status: 0 });
         message.socket.destroy();
+        return;
+      }
+      if (reply === 'hang') {
+        requests.push({ method, path: recordedPath, status: 0 });
+        held.add(message.socket);
+        message.socket.once('close', () => held.delete(message.socket));
         return;
       }
       requests.push({ method, path: recordedPath, status: reply.status });
@@ -905,6 +920,9 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     clearFaults(): void {
       faults.length = 0;
     },
+    hanging(): number {
+      return held.size;
+    },
     expireDeltaTokens(options: { status?: number; code?: string } = {}): void {
       const expiry = { status: options.status ?? 410, code: options.code ?? 'syncStateNotFound' };
       for (const token of [...deltaTokens.keys(), ...deltaSkips.keys()]) expiredTokens.set(token, expiry);
@@ -912,6 +930,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       deltaSkips.clear();
     },
     close(): Promise<void> {
+      for (const socket of held) socket.destroy();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));
     },

@@ -67,6 +67,17 @@ describe('managed identity emulator', () => {
     expect(statuses).toEqual([503, 503, 200]);
   });
 
+  it('When told to hang once, then the next request is never answered (until the client gives up) and the one after is', async () => {
+    identity.hang(1);
+    const query = { 'api-version': '2019-08-01', resource: RESOURCE };
+    const held = fetch(`${identity.endpoint}?${new URLSearchParams(query).toString()}`, { headers: { 'X-IDENTITY-HEADER': identity.header }, signal: AbortSignal.timeout(200) });
+    await expect(held).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(identity.requests.at(-1)).toMatchObject({ resource: RESOURCE, status: 0 });
+    for (let waited = 0; identity.hanging() > 0 && waited < 3_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(identity.hanging()).toBe(0);
+    expect((await ask(query, identity.header)).status).toBe(200);
+  });
+
   it('When @azure/identity asks for a token as a user-assigned identity, then it gets one the emulator accepts', async () => {
     const credential = new ManagedIdentityCredential({ clientId: CLIENT_ID });
     const before = identity.requests.length;

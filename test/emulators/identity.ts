@@ -17,7 +17,7 @@
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface IdentityEmulatorOptions {
   /** The secret the caller must send in X-IDENTITY-HEADER; random when omitted. */
@@ -32,6 +32,7 @@ export interface IdentityRequest {
   resource: string | null;
   clientId: string | null;
   apiVersion: string | null;
+  /** 0: never answered (hang). */
   status: number;
 }
 
@@ -45,6 +46,10 @@ export interface IdentityEmulator {
   isValid(token: string): boolean;
   /** The next `times` token requests get `status` (default 500); `fail(0)` clears it. */
   fail(times: number, status?: number): void;
+  /** The next `times` token requests are never answered (the connection stays open); `hang(0)` clears it. */
+  hang(times: number): void;
+  /** Connections `hang` holds that the client has not closed yet. */
+  hanging(): number;
   requests: IdentityRequest[];
   close(): Promise<void>;
 }
@@ -58,6 +63,8 @@ export async function startIdentityEmulator(options: IdentityEmulatorOptions = {
   const issued = new Set<string>();
   const requests: IdentityRequest[] = [];
   let failures = { remaining: 0, status: 500 };
+  let hangs = 0;
+  const held = new Set<Socket>();
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -84,6 +91,13 @@ export async function startIdentityEmulator(options: IdentityEmulatorOptions = {
     }
     if (options.clientId === undefined && clientId !== null) {
       return refuse(400, 'Unable to load the proper Managed Identity: no user-assigned identity is configured.');
+    }
+    if (hangs > 0) {
+      hangs--;
+      requests.push({ resource, clientId, apiVersion, status: 0 });
+      held.add(req.socket);
+      req.socket.once('close', () => held.delete(req.socket));
+      return;
     }
     if (failures.remaining > 0) {
       failures.remaining--;
@@ -122,7 +136,12 @@ export async function startIdentityEmulator(options: IdentityEmulatorOptions = {
     fail(times: number, status = 500): void {
       failures = { remaining: Math.max(0, times), status };
     },
+    hang(times: number): void {
+      hangs = Math.max(0, times);
+    },
+    hanging: () => held.size,
     close(): Promise<void> {
+      for (const socket of held) socket.destroy();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));
     },

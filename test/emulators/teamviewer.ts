@@ -65,7 +65,8 @@ export interface EmulatedTeamViewerUser {
 }
 
 export interface TeamViewerFault {
-  kind: 'status' | 'timeout' | 'reset' | 'rateLimit' | 'status429';
+  /** hang: the request is read and never answered (the connection stays open); 'timeout' is the older name. */
+  kind: 'status' | 'hang' | 'timeout' | 'reset' | 'rateLimit' | 'status429';
   /** For 'status' (default 500). */
   status?: number;
   /** For 'status429' (default 1); sent with 'rateLimit' and 'status' only when given. */
@@ -93,10 +94,14 @@ export interface TeamViewerEmulator {
   writes(): number;
   resetRequests(): void;
   inject(fault: TeamViewerFault): void;
+  /** Drops faults that have not fired yet. */
+  clearFaults(): void;
   /** Most requests that were being handled at the same time since start or resetRequests(). */
   peakInFlight(): number;
   /** The company's user groups and roles, and what an admin does to them by hand. */
   userGroups: UserGroupsEmulator;
+  /** Connections a 'hang' fault holds that the client has not closed yet. */
+  hanging(): number;
   close(): Promise<void>;
 }
 
@@ -562,7 +567,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     const fault = takeFault(method, rawPath);
     if (fault?.applyFirst) answerFor(method, url, presented, Buffer.concat(chunks).toString('utf8'));
 
-    if (fault?.kind === 'timeout') {
+    if (fault?.kind === 'hang' || fault?.kind === 'timeout') {
       // Hold the socket: the client gives up on its own; close() destroys what is left.
       heldSockets.add(req.socket);
       req.socket.once('close', () => heldSockets.delete(req.socket));
@@ -630,8 +635,12 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     inject: (fault) => {
       faults.push({ ...fault });
     },
+    clearFaults: () => {
+      faults.length = 0;
+    },
     peakInFlight: () => peak,
     userGroups,
+    hanging: () => heldSockets.size,
     close: async () => {
       for (const socket of heldSockets) socket.destroy();
       server.closeAllConnections();

@@ -13,9 +13,9 @@
  * sent again for a user that had landed shows as a 409 ("409s" in the table), which tvsync must
  * turn into a relink; duplicates stay 0 by construction, converged and 409s are the real signal.
  *
- * Timeouts: the TeamViewer client's 30 s request timeout has no setting, so hung requests would
- * cost 30 s each; dropped connections ('reset' faults, before and after the write lands) stand in
- * for them here, and the client's own tests cover the timeout path.
+ * Timeouts: dropped connections ('reset' faults, before and after the write lands) stand in for
+ * lost answers here; targets that never answer ('hang' faults) have their own suite,
+ * timeouts.test.ts (through cycles) and timeouts-clients.test.ts (each client).
  *
  * Needs what `npm test` sets up: the build (the CLI scenarios run bin/tvsync.js → dist) and
  * NODE_EXTRA_CA_CERTS=test/emulators/certs/localhost.crt (Graph is https).

@@ -582,7 +582,7 @@ describe('the Bicep template', () => {
         differences.push(`${setting.name}: main.bicep parameter ${parameter.name} defaults to "${parameter.defaultValue}", shared/config.ts to "${spec.default}"`);
       }
     }
-    expect(tuned).toEqual(expect.arrayContaining(['SYNC_SCHEDULE', 'SYNC_INTERVAL_MINUTES']));
+    expect(tuned).toEqual(expect.arrayContaining(['SYNC_SCHEDULE', 'SYNC_INTERVAL_MINUTES', 'GRAPH_TIMEOUT_SECONDS', 'TEAMVIEWER_TIMEOUT_SECONDS']));
     expect(differences).toEqual([]);
   });
 
@@ -620,7 +620,7 @@ describe('the Bicep template', () => {
         }
       }
     }
-    expect(checked).toEqual(expect.arrayContaining(['QUARANTINE_FAILURE_PERCENT', 'QUARANTINE_MIN_FAILURES', 'ALERT_AFTER_MISSED_CYCLES', 'SYNC_INTERVAL_MINUTES']));
+    expect(checked).toEqual(expect.arrayContaining(['QUARANTINE_FAILURE_PERCENT', 'QUARANTINE_MIN_FAILURES', 'ALERT_AFTER_MISSED_CYCLES', 'SYNC_INTERVAL_MINUTES', 'GRAPH_TIMEOUT_SECONDS', 'TEAMVIEWER_TIMEOUT_SECONDS']));
     expect(problems).toEqual([]);
   });
 

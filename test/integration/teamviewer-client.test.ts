@@ -243,7 +243,7 @@ describe('TeamViewerClient against the emulator', () => {
         { method: 'GET', path: '/Users', action: 'list the users', secret: TOKEN },
         { status: 400, bodyText: JSON.stringify({ scimType: 'invalidValue', detail: `bad token ${TOKEN} in Bearer ${TOKEN}` }) },
       ));
-      expect(errors.map((e) => e.code)).toEqual(['TEAMVIEWER_THROTTLED', 'TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_UNAUTHORIZED', 'TEAMVIEWER_BAD_REQUEST']);
+      expect(errors.map((e) => e.code)).toEqual(['TEAMVIEWER_THROTTLED', 'TEAMVIEWER_TIMEOUT', 'TEAMVIEWER_TRANSIENT', 'TEAMVIEWER_UNAUTHORIZED', 'TEAMVIEWER_BAD_REQUEST']);
       for (const error of errors) {
         expect(`${error.message} ${error.detail ?? ''} ${error.scimType ?? ''} ${error.stack ?? ''}`).not.toContain(TOKEN);
       }
@@ -316,12 +316,12 @@ describe('TeamViewerClient against the emulator', () => {
       expect(limited.requests.filter((r) => r.status === 200)).toHaveLength(12);
     });
 
-    it('times out a hung GET as TEAMVIEWER_TRANSIENT, and retries it', async () => {
+    it('times out a hung GET as TEAMVIEWER_TIMEOUT, and retries it', async () => {
       em.inject({ kind: 'timeout', times: 1 });
       const once = clientFor(em, { timeoutMs: 100, maxRetries: 0 });
       const error = await failure(once.listUsers());
-      expect(error).toMatchObject({ code: 'TEAMVIEWER_TRANSIENT', detail: 'timeout', mayHaveApplied: false });
-      expect(error.message).toMatch(/did not answer within 100 ms/);
+      expect(error).toMatchObject({ code: 'TEAMVIEWER_TIMEOUT', detail: 'timeout', mayHaveApplied: false, timeoutMs: 100 });
+      expect(error.message).toMatch(/did not answer SCIM GET \/Users within 100 ms while trying to list the users/);
 
       em.inject({ kind: 'timeout', times: 1 });
       const retrying = clientFor(em, { timeoutMs: 100 });
@@ -333,7 +333,7 @@ describe('TeamViewerClient against the emulator', () => {
       em.inject({ kind: 'timeout', times: 1, method: 'POST', applyFirst: true });
       const client = clientFor(em, { timeoutMs: 100 });
       const error = await failure(client.createUser({ userName: 'maybe@contoso.com', displayName: 'Maybe Made', active: true }));
-      expect(error).toMatchObject({ code: 'TEAMVIEWER_TRANSIENT', mayHaveApplied: true, userName: 'maybe@contoso.com', method: 'POST' });
+      expect(error).toMatchObject({ code: 'TEAMVIEWER_TIMEOUT', mayHaveApplied: true, userName: 'maybe@contoso.com', method: 'POST' });
       expect(em.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
       expect((await client.findByUserName('maybe@contoso.com')).map((u) => u.userName)).toEqual(['maybe@contoso.com']);
 

@@ -31,6 +31,8 @@ describe('settings', () => {
       syncIntervalMinutes: 40,
       teamViewerConcurrency: 4,
       tablePrefix: 'tvsync',
+      graphTimeoutSeconds: 30,
+      teamViewerTimeoutSeconds: 30,
     });
   });
 
@@ -118,6 +120,10 @@ describe('settings', () => {
 
   it.each(['0', '-3', '150%', 'many', '0%'])('DEACTIVATION_THRESHOLD %s is refused', (value) => {
     expect(problemsOf({ ...good, DEACTIVATION_THRESHOLD: value })).toEqual(['DEACTIVATION_THRESHOLD']);
+  });
+
+  it.each(['0', '301', '2.5', 'soon'])('When a timeout is %s seconds, then both timeout settings are refused by name', (value) => {
+    expect(problemsOf({ ...good, GRAPH_TIMEOUT_SECONDS: value, TEAMVIEWER_TIMEOUT_SECONDS: value }).sort()).toEqual(['GRAPH_TIMEOUT_SECONDS', 'TEAMVIEWER_TIMEOUT_SECONDS']);
   });
 
   it('Every declared setting has a description and an example', () => {
