@@ -107,8 +107,8 @@ describe('tvsync serve', () => {
     expect(after.lastCycle.result).toBe('succeeded');
   });
 
-  it('When POST /api/restart?full=true, then links are dropped and the next cycle relinks everyone by userName, creating nobody', async () => {
-    const res = await post('restart?full=true');
+  it('When POST /api/restart {"full": true}, then links are dropped and the next cycle relinks everyone by userName, creating nobody', async () => {
+    const res = await post('restart', { full: true });
     const body = (await res.json()) as { droppedLinks: number };
     expect(res.status).toBe(200);
     expect(body.droppedLinks).toBeGreaterThan(10);
