@@ -2,12 +2,17 @@
  * `tvsync`: the operator's command line. Same powers as the Functions app, through the same
  * composition root (shared/app.ts).
  *
+ * Invariant: every value from Entra ID, TeamViewer or an error that reaches the terminal goes
+ * through shared/text-safety.ts first (forTerminal for documents, terminalJson for --json,
+ * terminalSafe for log lines), so no value can send the terminal an escape sequence or a bidi
+ * control, or forge a line of output.
+ *
  * Exit codes: 0 all good; 1 the cycle or some users failed (or a check failed); 2 bad settings
  * or usage.
  */
 import { createApp, type App } from './app';
 import { loadSettings, rawSettings, SettingsError, type Settings } from './config';
-import { createLogger, type Logger, type LogLevel } from './log';
+import { createLogger, redactText, type Logger, type LogLevel } from './log';
 import type { CycleReport, CyclePhase } from './sync/cycle';
 import type { StatusDocument } from './status';
 import { LeaseHeldError } from './sync/lease';
@@ -15,6 +20,7 @@ import { formatProvision } from './provision';
 import { serve } from './serve';
 import { formatLogs, parseLogFormat, parseSince, type LogFormat } from './logs-format';
 import type { ProvisioningLogStatus } from './state/logs';
+import { forTerminal, terminalJson, terminalSafe } from './text-safety';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -65,7 +71,7 @@ interface Parsed {
 }
 
 /** Commands that take one positional argument, and what it is. */
-const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)' };
+const POSITIONAL: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, { provision: 'a user (userPrincipalName or object id)' }));
 
 /** Options that take a value (the next argument). */
 /** Options that take a value (the next argument): those that must be whole numbers, and the rest. */
@@ -87,7 +93,8 @@ const COMMAND_FLAGS: Record<string, string[]> = {
 function parseArgs(argv: string[]): Parsed {
   const [command = 'help', ...rest] = argv;
   const name = command === '--help' || command === '-h' ? 'help' : command;
-  const allowed = COMMAND_FLAGS[name];
+  // Own keys only: "tvsync constructor" is an unknown command, not Object's constructor.
+  const allowed = Object.hasOwn(COMMAND_FLAGS, name) ? COMMAND_FLAGS[name] : undefined;
   if (!allowed) throw new UsageError(`unknown command "${command}"`);
   const flags = new Set<string>();
   const values = new Map<string, string>();
@@ -113,10 +120,11 @@ function parseArgs(argv: string[]): Parsed {
   return { command: name, flags, values, positional };
 }
 
-function stderrLogger(io: CliIo, level: LogLevel): Logger {
+/** Log lines on stderr. A command hides info lines (its output says what happened); serve shows them. */
+function stderrLogger(io: CliIo, level: LogLevel, options: { showInfo?: boolean } = {}): Logger {
   return createLogger((lvl, message) => {
-    io.err.write(`${lvl === 'error' ? 'error' : lvl === 'warn' ? 'warning' : lvl}: ${message}\n`);
-  }, level === 'info' ? 'warn' : level);
+    io.err.write(`${lvl === 'error' ? 'error' : lvl === 'warn' ? 'warning' : lvl}: ${terminalSafe(message)}\n`);
+  }, level === 'info' && !options.showInfo ? 'warn' : level);
 }
 
 /** Loads settings the way the Functions host does, and exposes them to DefaultAzureCredential. */
@@ -129,6 +137,16 @@ function settingsFor(io: CliIo): Settings {
 }
 
 export async function main(argv: string[], io: CliIo = { out: process.stdout, err: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  try {
+    return await command(argv, io);
+  } catch (err) {
+    // Whatever a command did not handle: its message only, redacted and terminal-safe.
+    io.err.write(`${terminalSafe(redactText(err instanceof Error ? err.message : String(err)))}\n`);
+    return 1;
+  }
+}
+
+async function command(argv: string[], io: CliIo): Promise<number> {
   let parsed: Parsed;
   try {
     parsed = parseArgs(argv);
@@ -155,7 +173,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
   try {
     app = await createApp(settings, { logger });
   } catch (err) {
-    io.err.write(`tvsync: could not start: ${(err as Error).message}\n`);
+    io.err.write(`tvsync: could not start: ${terminalSafe((err as Error).message)}\n`);
     return 1;
   }
   const json = parsed.flags.has('--json');
@@ -170,7 +188,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       return allowDeactivations(app, io);
     case 'provision': {
       const result = await app.provision(parsed.positional[0], { dryRun: parsed.flags.has('--dry-run') });
-      io.out.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatProvision(result));
+      io.out.write(json ? `${terminalJson(result)}\n` : formatProvision(forTerminal(result)));
       return result.ok ? 0 : 1;
     }
     case 'logs': {
@@ -192,7 +210,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
           since,
           limit: Number(parsed.values.get('--limit') ?? 100),
         });
-        io.out.write(formatLogs(records, format));
+        io.out.write(formatLogs(format === 'json' ? records : forTerminal(records), format));
         return 0;
       } catch (err) {
         if ((err as { code?: string }).code !== 'STATE_INVALID_ARGUMENT') throw err;
@@ -201,7 +219,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       }
     }
     case 'serve': {
-      const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger });
+      const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger: stderrLogger(io, settings.logLevel, { showInfo: true }) });
       io.out.write(`tvsync serve: status page ${server.url}/status — Ctrl-C to stop\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -218,7 +236,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
         return 0;
       } catch (err) {
         if (!(err instanceof LeaseHeldError)) throw err;
-        io.err.write(`tvsync: not restarted: ${err.message}. Try again when it has finished.\n`);
+        io.err.write(`tvsync: not restarted: ${terminalSafe(err.message)}. Try again when it has finished.\n`);
         return 1;
       }
     }
@@ -234,14 +252,14 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
     report = await app.runCycle({ dryRun, trigger: 'cli', onProgress: bar ?? undefined, waitMs: waitSeconds * 1000 });
   } catch (err) {
     if (!(err instanceof LeaseHeldError)) throw err;
-    io.err.write(`tvsync: not run: ${err.message}. Nothing was done; try again when it has finished (tvsync status shows progress).\n`);
+    io.err.write(`tvsync: not run: ${terminalSafe(err.message)}. Nothing was done; try again when it has finished (tvsync status shows progress).\n`);
     return 1;
   }
   bar?.({ phase: 'finished', done: 0, total: 0 });
   if (json) {
-    io.out.write(`${JSON.stringify(report, null, 2)}\n`);
+    io.out.write(`${terminalJson(report)}\n`);
   } else {
-    io.out.write(formatReport(report));
+    io.out.write(formatReport(forTerminal(report)));
   }
   if (report.result === 'failed') return 1;
   return report.counts.failed > 0 || report.counts.staged > 0 ? 1 : 0;
@@ -312,7 +330,7 @@ export function formatReport(report: CycleReport): string {
 
 async function status(app: App, io: CliIo, json: boolean): Promise<number> {
   const doc = await app.status();
-  io.out.write(json ? `${JSON.stringify(doc, null, 2)}\n` : formatStatus(doc));
+  io.out.write(json ? `${terminalJson(doc)}\n` : formatStatus(forTerminal(doc)));
   return 0;
 }
 
@@ -351,7 +369,7 @@ export function formatStatus(doc: StatusDocument): string {
 const operator = (io: CliIo) => `${io.env.USER ?? io.env.USERNAME ?? 'an operator'} (tvsync CLI)`;
 
 async function allowDeactivations(app: App, io: CliIo): Promise<number> {
-  const released = await app.allowDeactivations(operator(io));
+  const released = forTerminal(await app.allowDeactivations(operator(io)));
   if (!released) {
     io.out.write('Nothing is held back: no deactivations are staged.\n');
     return 0;
@@ -365,7 +383,7 @@ async function allowDeactivations(app: App, io: CliIo): Promise<number> {
 
 async function testConnection(app: App, io: CliIo, json: boolean): Promise<number> {
   const checks = await app.testConnection();
-  if (json) io.out.write(`${JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2)}\n`);
-  else for (const c of checks) io.out.write(`${c.ok ? 'ok    ' : 'FAILED'} ${pad(c.target, 16)} ${c.detail}\n`);
+  if (json) io.out.write(`${terminalJson({ ok: checks.every((c) => c.ok), checks })}\n`);
+  else for (const c of forTerminal(checks)) io.out.write(`${c.ok ? 'ok    ' : 'FAILED'} ${pad(c.target, 16)} ${c.detail}\n`);
   return checks.every((c) => c.ok) ? 0 : 1;
 }

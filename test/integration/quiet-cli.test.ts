@@ -22,15 +22,17 @@ describe('tvsync prints only its own output', () => {
     expect(lines.slice(1).map((l) => l.replace(/^ {2}- (\w+): .*$/, '$1'))).toEqual(['ENTRA_SERVICE_PRINCIPAL_ID', 'TEAMVIEWER_API_TOKEN', 'AzureWebJobsStorage']);
   });
 
-  it('When `tvsync help` or a wrong command runs, then no Functions-host warning comes first', async () => {
+  it('When `tvsync help` or a wrong command runs (also one named like a key of Object.prototype), then it answers first and alone', async () => {
     const help = await runCli(['help'], {});
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^tvsync — provision Microsoft Entra ID users/);
     expect(help.stderr).toBe('');
-    const wrong = await runCli(['sink'], {});
-    expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(/^tvsync: unknown command "sink"/);
-    expect(wrong.stderr).not.toMatch(HOST_WARNING);
+    for (const command of ['sink', 'constructor', '__proto__', 'toString']) {
+      const wrong = await runCli([command], {});
+      expect(wrong.code, command).toBe(2);
+      expect(wrong.stderr).toMatch(new RegExp(`^tvsync: unknown command "${command}"`));
+      expect(wrong.stderr).not.toMatch(HOST_WARNING);
+    }
   });
 
   it('When the Functions worker loads dist/functions/*.js, then they register the eight functions (and nothing else does)', async () => {
