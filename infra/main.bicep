@@ -27,10 +27,10 @@ param entraServicePrincipalId string
 @description('TeamViewer script token with User management (create, edit, view users) and Account management (view account data: tvsync reads the token\'s own account so that it never deactivates it). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure"). Pass it from an environment variable (readEnvironmentVariable in a .bicepparam file), never written into a file.')
 param teamViewerApiToken string = ''
 
-@description('Recipients (comma-separated) of the failure emails: quarantine entered or its reason changed, deactivations held back, no successful cycle for alertAfterMissedCycles intervals, and one email when all is well again. Sent from the DoNotReply address of the Azure-managed domain (output senderAddress). Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')
+@description('Recipients (comma-separated) of the failure emails: quarantine entered or its reason changed, deactivations held back, no successful cycle for alertAfterMissedCycles intervals, and one email when all is well again. Sent from the DoNotReply address of the Azure-managed domain (output senderAddress). Empty: no email is sent. Becomes NOTIFY_EMAIL_TO. The same addresses get the Azure Monitor alerts (infra/app/alerts.bicep); empty: the alert rules only show in the portal.')
 param notifyEmailTo string = ''
 
-@description('Email when no cycle has succeeded for this many sync intervals, including a deployment that has never completed one (1-1000). Becomes ALERT_AFTER_MISSED_CYCLES.')
+@description('Email when no cycle has succeeded for this many sync intervals, including a deployment that has never completed one (1-1000). Becomes ALERT_AFTER_MISSED_CYCLES, and sets the window of the "no successful cycle" alert rule (at most two days).')
 @minValue(1)
 @maxValue(1000)
 param alertAfterMissedCycles int = 3
@@ -193,6 +193,9 @@ var names = {
   communicationService: 'acs-${prefix}-${suffix}'
   plan: 'plan-${prefix}-${suffix}'
   functionApp: 'func-${prefix}-${suffix}'
+  actionGroup: 'ag-${prefix}-${suffix}'
+  alertNoSuccessfulCycle: 'alert-${prefix}-no-success-${suffix}'
+  alertSyncFailed: 'alert-${prefix}-sync-failed-${suffix}'
 }
 var allTags = union(tags, { application: 'tvsync' })
 var tokenSecretName = 'teamviewer-api-token'
@@ -222,6 +225,27 @@ module monitoring 'app/monitoring.bicep' = {
     tags: allTags
     retentionInDays: logRetentionDays
   }
+}
+
+// Azure Monitor's watchdog: alert rules on Application Insights, emailing notifyEmailTo.
+module alerts 'app/alerts.bicep' = {
+  name: 'tvsync-alerts'
+  params: {
+    appInsightsName: names.appInsights
+    location: location
+    tags: allTags
+    actionGroupName: names.actionGroup
+    noSuccessfulCycleRuleName: names.alertNoSuccessfulCycle
+    syncFailedRuleName: names.alertSyncFailed
+    notifyEmailTo: notifyEmailTo
+    syncIntervalMinutes: syncIntervalMinutes
+    alertAfterMissedCycles: alertAfterMissedCycles
+    syncDisabled: syncDisabled
+  }
+  // A name goes in, as for the roles (What-If can then predict the rules); the component must exist.
+  dependsOn: [
+    monitoring
+  ]
 }
 
 module keyVault 'app/keyvault.bicep' = {

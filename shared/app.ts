@@ -26,6 +26,7 @@ import { ALERTS_KEY, decideAlerts, nextAlertState, type AlertState } from './not
 export const RUN_NOW_KEY = 'runNow';
 import { sleep } from './http/retry';
 import { buildStatus, nextRunAt, type StatusDocument } from './status';
+import { logCycleRecord } from './cycle-record';
 
 export interface App {
   settings: Settings;
@@ -167,6 +168,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         try {
           await cycleOptions.onLeased?.();
           const report = await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
+          logCycleRecord(logger, report, cycleOptions.trigger);
           await evaluateAlerts();
           return report;
         } finally {

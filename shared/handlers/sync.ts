@@ -11,8 +11,7 @@ export function syncTimer(timer: Timer, context: InvocationContext): Promise<voi
     const tvsync = await getApp();
     if (timer.isPastDue) context.info('heartbeat is past due; a due cycle still runs once');
     const report = await tvsync.beat('timer');
-    if (!report) return;
-    context.info(`cycle ${report.cycleId} (${report.kind}) ${report.result}: ${JSON.stringify(report.counts)}`);
-    if (report.result === 'failed') throw new Error(`cycle ${report.cycleId} failed: ${report.error?.code ?? 'unknown'} — ${report.error?.message ?? ''}`);
+    // The cycle's own record (shared/cycle-record.ts) has already been logged by the cycle runner.
+    if (report?.result === 'failed') throw new Error(`cycle ${report.cycleId} failed: ${report.error?.code ?? 'unknown'} — ${report.error?.message ?? ''}`);
   });
 }

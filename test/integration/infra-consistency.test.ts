@@ -11,8 +11,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings, SETTING_SPECS, SettingsError, type SettingSpec } from '../../shared/config';
+import { CYCLE_RECORD_PREFIX } from '../../shared/cycle-record';
 import { parseScopingFilters } from '../../shared/sync/scoping';
-import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, moduleOutputSource, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
+import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, moduleOutputSource, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmResource, type ArmScope, type ArmTemplate, type BicepRun } from '../support/bicep';
 
 const run = promisify(execFile);
 
@@ -83,6 +84,7 @@ let settings: AppSetting[] = [];
 let brokenParam: BicepRun | undefined;
 let warningOnly: BicepRun | undefined;
 let readmeParams: Record<string, unknown> | Error | undefined;
+let alertRanges: Record<string, unknown> | Error | undefined;
 const tempDirs: string[] = [];
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
@@ -111,6 +113,26 @@ async function buildGuideParams(bicep: string): Promise<Record<string, unknown>>
   return buildParams(bicep, file, { ...process.env, TEAMVIEWER_API_TOKEN: TOKEN_MARKER });
 }
 
+/**
+ * (interval minutes, missed cycles) pairs and the query time range of the "no successful cycle"
+ * rule each must get: the product rounded up to a range Azure Monitor offers, at most two days.
+ */
+const ALERT_RANGE_CASES: Array<[number, number, string]> = [
+  [40, 3, 'PT2H'], [5, 1, 'PT15M'], [5, 3, 'PT15M'], [5, 4, 'PT20M'], [40, 1, 'PT45M'], [25, 5, 'PT3H'],
+  [60, 5, 'PT5H'], [45, 8, 'PT6H'], [61, 6, 'P1D'], [60, 24, 'P1D'], [60, 25, 'P2D'], [1440, 2, 'P2D'], [1440, 1000, 'P2D'],
+];
+
+/** Evaluates alertTimeRange (infra/app/alert-range.bicep) with the Bicep CLI for every case above. */
+async function buildAlertRanges(bicep: string): Promise<Record<string, unknown>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-alert-range-'));
+  tempDirs.push(dir);
+  fs.cpSync(INFRA_DIR, path.join(dir, 'infra'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'ranges.bicep'), '#disable-next-line no-unused-params\nparam ranges object\n');
+  const cases = ALERT_RANGE_CASES.map(([interval, cycles]) => `  'i${interval}x${cycles}': alertTimeRange(${interval * cycles})`).join('\n');
+  fs.writeFileSync(path.join(dir, 'ranges.bicepparam'), `using 'ranges.bicep'\nimport { alertTimeRange } from 'infra/app/alert-range.bicep'\nparam ranges = {\n${cases}\n}\n`);
+  return (await buildParams(bicep, path.join(dir, 'ranges.bicepparam'), process.env)).ranges as Record<string, unknown>;
+}
+
 /** A copy of infra/ with one text replacement in one file (the replacement must apply). */
 function brokenCopy(file: string, from: string, to: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-infra-'));
@@ -135,11 +157,13 @@ async function prepareBicep(): Promise<void> {
   }
   // The repo's infra, a module parameter renamed, and an unknown property (a compiler warning,
   // no error): three runs of the script CI uses, side by side.
-  [repoRun, brokenParam, warningOnly, readmeParams] = await Promise.all([
+  const failure = (err: Error & { stderr?: string }) => new Error(`${err.message}\n${err.stderr ?? ''}`);
+  [repoRun, brokenParam, warningOnly, readmeParams, alertRanges] = await Promise.all([
     runBicepScript(INFRA_DIR),
     runBicepScript(brokenCopy('app/storage.bicep', 'param deploymentContainerName string', 'param containerName string')),
     runBicepScript(brokenCopy('app/function.bicep', 'httpsOnly: true', 'httpsOnly: true\n    clientCertEnabledd: false')),
-    buildGuideParams(cli.path).catch((err: Error & { stderr?: string }) => new Error(`${err.message}\n${err.stderr ?? ''}`)),
+    buildGuideParams(cli.path).catch(failure),
+    buildAlertRanges(cli.path).catch(failure),
   ]);
   template = repoRun.template;
   if (!template) {
@@ -642,7 +666,7 @@ describe('the Bicep template', () => {
     expect(sender && moduleOutputSource(sender.value, sender.scope)).toEqual({ module: endpointSource?.module, output: 'senderAddress' });
     // That module holds the resource, which takes Entra ID tokens only.
     const module = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Resources/deployments' && resource.name === endpointSource?.module)?.resource;
-    const service = module?.properties?.template?.resources.find((r) => r.type === 'Microsoft.Communication/communicationServices');
+    const service = module?.properties?.template && [...armResources(module.properties.template)].map(({ resource }) => resource).find((r) => r.type === 'Microsoft.Communication/communicationServices');
     expect(service?.properties?.disableLocalAuth).toBe(true);
     // DefaultAzureCredential in the app picks the identity the template creates.
     expect(set.get('AZURE_CLIENT_ID')?.value).toBe(set.get('AzureWebJobsStorage__clientId')?.value);
@@ -698,5 +722,105 @@ describe('the Bicep template', () => {
     expect(module, String(outputs.senderAddress.value)).not.toBeNull();
     const communication = [...armResources(arm)].find(({ resource }) => resource.name === module?.[1])?.resource;
     expect(String(communication?.properties?.template?.outputs?.senderAddress.value)).toMatch(/^\[format\('DoNotReply@\{0\}'/);
+  });
+});
+
+/** The nested template of a module of main.bicep, with the values main.bicep passes it. */
+function moduleOf(arm: ArmTemplate, name: string): { template: ArmTemplate; scope: ArmScope; resources: ArmResource[] } {
+  const found = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Resources/deployments' && resource.name === name);
+  const template = found?.resource.properties?.template;
+  if (!found || !template) throw new Error(`main.bicep has no module deployment named ${name}`);
+  const scope: ArmScope = { template, values: found.resource.properties?.parameters ?? {}, parent: found.scope };
+  return { template, scope, resources: [...armResources(template, scope)].map(({ resource }) => resource) };
+}
+
+describe('the watchdog outside the app (infra/app/alerts.bicep)', () => {
+  beforeAll(async () => {
+    const failed = await bicepReady;
+    if (failed) throw failed;
+  }, 300_000);
+
+  it('takes its recipients, interval, missed cycles and pause from the same parameters as the app, and watches the app\'s own Application Insights', (ctx) => {
+    const arm = needTemplate(ctx);
+    const alerts = moduleOf(arm, 'tvsync-alerts');
+    const monitoring = moduleOf(arm, 'tvsync-monitoring');
+    const from = (module: typeof alerts, name: string) => sourceParameter(module.scope.values?.[name]?.value, module.scope.parent!)?.name;
+    expect(from(alerts, 'notifyEmailTo')).toBe('notifyEmailTo');
+    expect(from(alerts, 'syncIntervalMinutes')).toBe('syncIntervalMinutes');
+    expect(from(alerts, 'alertAfterMissedCycles')).toBe('alertAfterMissedCycles');
+    expect(from(alerts, 'syncDisabled')).toBe('syncDisabled');
+    // The same settings reach the app, so the app's emails and Azure Monitor count alike.
+    expect(sourceParameter(setByTemplate().get('NOTIFY_EMAIL_TO')?.value, setByTemplate().get('NOTIFY_EMAIL_TO')!.scope)?.name).toBe('notifyEmailTo');
+    expect(sourceParameter(setByTemplate().get('ALERT_AFTER_MISSED_CYCLES')?.value, setByTemplate().get('ALERT_AFTER_MISSED_CYCLES')!.scope)?.name).toBe('alertAfterMissedCycles');
+    // The component the rules query is the one the monitoring module creates.
+    expect(alerts.scope.values?.appInsightsName?.value).toBe(monitoring.scope.values?.appInsightsName?.value);
+    const rules = alerts.resources.filter((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
+    expect(rules).toHaveLength(2);
+    for (const rule of rules) {
+      const props = rule.properties as Record<string, any>;
+      expect(props.scopes).toEqual(["[resourceId('Microsoft.Insights/components', parameters('appInsightsName'))]"]);
+      expect((rule as ArmResource & { kind?: string }).kind).toBe('LogAlert');
+      expect(props.actions.actionGroups).toBe("[variables('actionGroupIds')]");
+    }
+  });
+
+  it('emails through an action group that exists only when notifyEmailTo names someone, one receiver per address', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const group = alerts.resources.find((r) => r.type === 'Microsoft.Insights/actionGroups') as ArmResource & { condition?: string };
+    expect(group?.condition).toBe("[not(empty(variables('recipients')))]");
+    const vars = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables;
+    expect(vars.recipients).toMatch(/split\(parameters\('notifyEmailTo'\), ','\)/);
+    expect(vars.recipients).toMatch(/trim\(/);
+    expect(vars.actionGroupIds).toMatch(/^\[if\(empty\(variables\('recipients'\)\), createArray\(\), createArray\(resourceId\('Microsoft\.Insights\/actionGroups'/);
+    const receivers = (group.properties as Record<string, any>).copy.find((c: { name: string }) => c.name === 'emailReceivers');
+    expect(receivers.count).toBe("[length(variables('recipients'))]");
+    expect(receivers.input.emailAddress).toBe("[variables('recipients')[copyIndex('emailReceivers')]]");
+  });
+
+  it('alerts when no cycle record with a successful result arrives, in the format the app writes, and is off while the timer is paused', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const rule = alerts.resources.find((r) => r.type === 'Microsoft.Insights/scheduledQueryRules' && String((r.properties as any).displayName).includes('no successful cycle'))!;
+    const props = rule.properties as Record<string, any>;
+    const query = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables[/variables\('(\w+)'\)/.exec(props.criteria.allOf[0].query)![1]!]!;
+    expect(query).toContain(`where message startswith ${JSON.stringify(CYCLE_RECORD_PREFIX)}`);
+    expect(query).toContain(`parse_json(substring(message, strlen(${JSON.stringify(CYCLE_RECORD_PREFIX)})))`);
+    // The app's own "no successful cycle" email counts succeeded and partial cycles (shared/notify/alerts.ts).
+    expect(query).toContain('in ("succeeded", "partial")');
+    expect(fs.readFileSync(path.join(REPO_ROOT, 'shared', 'notify', 'alerts.ts'), 'utf8')).toMatch(/c\.result === 'succeeded' \|\| c\.result === 'partial'/);
+    expect(props.criteria.allOf[0]).toMatchObject({ operator: 'LessThan', threshold: 1, metricMeasureColumn: 'successfulCycles', timeAggregation: 'Total' });
+    expect(props.enabled).toBe("[not(parameters('syncDisabled'))]");
+    expect(props.overrideQueryTimeRange).toBe("[variables('noSuccessRange')]");
+    expect((alerts.template as ArmTemplate & { variables: Record<string, string> }).variables.noSuccessRange).toMatch(/alertTimeRange\(mul\(parameters\('syncIntervalMinutes'\), parameters\('alertAfterMissedCycles'\)\)\)/);
+  });
+
+  it('looks back syncIntervalMinutes x alertAfterMissedCycles, rounded up to a range Azure Monitor offers and at most two days', (ctx) => {
+    needTemplate(ctx);
+    if (alertRanges instanceof Error) throw alertRanges;
+    const minutes: Record<string, number> = { PT15M: 15, PT20M: 20, PT30M: 30, PT45M: 45, PT1H: 60, PT2H: 120, PT3H: 180, PT4H: 240, PT5H: 300, PT6H: 360, P1D: 1440, P2D: 2880 };
+    for (const [interval, cycles, expected] of ALERT_RANGE_CASES) {
+      const got = String(alertRanges?.[`i${interval}x${cycles}`]);
+      expect(got, `${interval} min x ${cycles}`).toBe(expected);
+      // Never earlier than the app would call the cycles missed, unless that is beyond two days.
+      expect(minutes[got]).toBeGreaterThanOrEqual(Math.min(interval * cycles, 2880));
+    }
+  });
+
+  it('alerts on a failed run of the sync timer that functions/ registers', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const rule = alerts.resources.find((r) => r.type === 'Microsoft.Insights/scheduledQueryRules' && String((r.properties as any).displayName).includes('sync failed'))!;
+    const props = rule.properties as Record<string, any>;
+    const query = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables[/variables\('(\w+)'\)/.exec(props.criteria.allOf[0].query)![1]!]!;
+    const timer = /app\.timer\('([^']+)'/.exec(fs.readFileSync(path.join(REPO_ROOT, 'functions', 'sync.ts'), 'utf8'))![1];
+    expect(query).toContain(`where name == "${timer}" and success == false`);
+    expect(props.criteria.allOf[0]).toMatchObject({ operator: 'GreaterThan', threshold: 0, metricMeasureColumn: 'failedInvocations' });
+    expect(props.enabled).toBe(true);
+  });
+
+  it('keeps the cycle record in Application Insights: host.json lets function lines through at Information and never samples traces', () => {
+    const host = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as { logging: { logLevel: Record<string, string>; applicationInsights: { samplingSettings: { excludedTypes: string } } } };
+    // The Node worker's lines arrive in category Function.<name>.User; the most specific prefix rule wins.
+    const level = ['Function.sync.User', 'Function.sync', 'Function', 'default'].map((c) => host.logging.logLevel[c]).find(Boolean);
+    expect(['Trace', 'Debug', 'Information']).toContain(level);
+    expect(host.logging.applicationInsights.samplingSettings.excludedTypes.split(';')).toEqual(expect.arrayContaining(['Request', 'Trace']));
   });
 });
