@@ -104,7 +104,7 @@ param cycleTimeBudgetSeconds int = 540
 @maxValue(3650)
 param provisioningLogRetentionDays int = 30
 
-@description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us). Becomes GRAPH_BASE_URL.')
+@description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us; grant the permissions with `az cloud set` to that cloud first, see README.md step 4). Becomes GRAPH_BASE_URL.')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @description('TeamViewer SCIM 2.0 base URL. Becomes TEAMVIEWER_SCIM_URL.')
@@ -140,7 +140,7 @@ param instanceMemoryMB int = 2048
 @description('Key Vault purge protection. On (the default), a deleted vault and its name are kept for softDeleteRetentionInDays and cannot be purged; it can never be turned off again. Use false for a throw-away trial deployment.')
 param enablePurgeProtection bool = true
 
-@description('Days a deleted Key Vault or secret can be recovered (7-90).')
+@description('Days a deleted Key Vault or secret can be recovered (7-90). Set once: Azure takes it only when the vault is created and refuses a different value on a re-deployment, so keep the value of the first deployment.')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90

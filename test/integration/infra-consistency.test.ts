@@ -268,7 +268,7 @@ describe('.funcignore', () => {
     'local.settings.json',
     'local.settings.sample.json',
     'tsconfig.json',
-    'vitest.config.ts',
+    'vitest.config.mts',
     'README.md',
     'tvsync.bicepparam',
     '__azurite_db_table__.json',
@@ -278,6 +278,17 @@ describe('.funcignore', () => {
     const accepts = coreToolsAccepts(funcignore);
     expect(kept.filter((p) => !accepts(p))).toEqual([]);
     expect(dropped.filter((p) => accepts(p))).toEqual([]);
+  });
+
+  it('drops every file of the repository that is not the compiled app or its manifests, under its real name', async () => {
+    // What git tracks, plus the folders a build or install makes: a renamed file (vitest.config.ts
+    // became .mts) shows up here instead of silently going to Azure.
+    const { stdout } = await run('git', ['-C', REPO_ROOT, 'ls-files']);
+    const tracked = stdout.split('\n').filter(Boolean);
+    const shipped = new Set(['host.json', 'package.json', 'package-lock.json']);
+    const accepts = coreToolsAccepts(funcignore);
+    expect(tracked.filter((file) => accepts(file) && !shipped.has(file))).toEqual([]);
+    expect([...shipped].filter((file) => !accepts(file))).toEqual([]);
   });
 
   it('means the same to git-style tools (the VS Code extension)', async () => {
@@ -321,13 +332,38 @@ with open(os.environ['FAKE_AZ_LOG'], 'a') as f:
 def opt(name):
     return args[args.index(name) + 1] if name in args else None
 
+def emit(result):
+    query = opt('--query')
+    if query:
+        result = jmespath.search(query, result)
+    output = opt('--output') or 'json'
+    if output == 'none':
+        return
+    if output == 'tsv':
+        rows = result if isinstance(result, list) else [result]
+        for row in rows:
+            if row is None:
+                continue
+            print('\t'.join('' if c is None else str(c) for c in row) if isinstance(row, list) else str(row))
+    else:
+        print(json.dumps(result))
+
 if args[:2] == ['account', 'show']:
     sys.exit(0 if state['loggedIn'] else 1)
+if args[:2] == ['cloud', 'show']:
+    emit(state.get('cloud', {'name': 'AzureCloud', 'endpoints': {'microsoftGraphResourceId': 'https://graph.microsoft.com/'}}))
+    sys.exit(0)
 if args[0] != 'rest':
     sys.exit('fake az: unsupported command ' + ' '.join(args))
 
 method, url = opt('--method'), opt('--url')
-path = re.sub(r'^https://graph\.microsoft\.com/v1\.0', '', url).split('?')[0]
+# Only the Graph of the current cloud gets a token, as with the real az.
+cloud_graph = state.get('cloud', {}).get('endpoints', {}).get('microsoftGraphResourceId', 'https://graph.microsoft.com/').rstrip('/')
+if not url.startswith(cloud_graph + '/'):
+    sys.stderr.write("ERROR: Can't derive appropriate Azure AD resource from --url to acquire an access token.\n")
+    sys.exit(1)
+path = url[len(cloud_graph) + len('/v1.0'):].split('?')[0]
+skip = int((re.search(r'[?&]\$skiptoken=(\d+)', url) or [None, '0'])[1])
 graph = state['graph']
 result = None
 m = re.fullmatch(r"/servicePrincipals\(appId='00000003-0000-0000-c000-000000000000'\)", path)
@@ -344,7 +380,11 @@ else:
     if not m.group(2):
         result = {'id': m.group(1), 'displayName': sp['displayName']}
     elif method == 'GET':
-        result = {'value': sp['assignments']}
+        # Graph pages the list whatever $top says; the fake does with pageSize.
+        size = state.get('pageSize', 1000)
+        result = {'value': sp['assignments'][skip:skip + size]}
+        if skip + size < len(sp['assignments']):
+            result['@odata.nextLink'] = cloud_graph + '/v1.0' + path + '?$skiptoken=' + str(skip + size)
     else:
         body_arg = opt('--body')
         with open(body_arg[1:]) as f:
@@ -357,20 +397,7 @@ else:
         with open(state_path, 'w') as f:
             json.dump(state, f)
 
-query = opt('--query')
-if query:
-    result = jmespath.search(query, result)
-output = opt('--output') or 'json'
-if output == 'none':
-    pass
-elif output == 'tsv':
-    rows = result if isinstance(result, list) else [result]
-    for row in rows:
-        if row is None:
-            continue
-        print('\t'.join(str(c) for c in row) if isinstance(row, list) else str(row))
-else:
-    print(json.dumps(result))
+emit(result)
 `;
 
 const GRAPH_SP = '1e6a3f9d-0000-4000-8000-00000000a001';
@@ -477,6 +504,39 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('Authorization_RequestDenied');
     expect(refused.stderr).toContain('3 of 3 permissions could not be granted');
+  });
+
+  it('follows @odata.nextLink through every page of assignments: roles granted on a later page count as granted', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const state = tenant(['Application.Read.All', 'User.Read.All', 'GroupMember.Read.All']);
+    const data = JSON.parse(fs.readFileSync(state, 'utf8')) as { servicePrincipals: Record<string, { assignments: unknown[] }> };
+    // Seven assignments to other APIs first, so Graph's roles are on the third page of three.
+    const others = Array.from({ length: 7 }, (_, i) => ({ appRoleId: `00000000-0000-4000-8000-00000000000${i}`, resourceId: '33333333-3333-4333-8333-333333333333' }));
+    data.servicePrincipals[IDENTITY].assignments = [...others, ...data.servicePrincipals[IDENTITY].assignments];
+    fs.writeFileSync(state, JSON.stringify({ ...data, pageSize: 3 }));
+    const result = await grant([...script, IDENTITY], state);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.match(/already granted/g)).toHaveLength(3);
+    expect(result.posts).toEqual([]);
+    const log = fs.readFileSync(`${state}.log`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
+    expect(log.filter((c) => c.includes('GET') && c.some((a) => a.includes('/appRoleAssignments')))).toHaveLength(4);
+  });
+
+  it('uses the Graph of the Azure CLI\'s cloud, and stops before any call when --graph-url names another cloud\'s, saying to run az cloud set', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const foreign = await grant([...script, '--graph-url', 'https://graph.microsoft.us', IDENTITY], tenant([]));
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toContain('is not the Microsoft Graph of the Azure CLI\'s current cloud (AzureCloud, https://graph.microsoft.com)');
+    expect(foreign.stderr).toContain('az cloud set --name AzureUSGovernment');
+    expect(foreign.posts).toEqual([]);
+
+    const usGov = tenant([]);
+    const data = JSON.parse(fs.readFileSync(usGov, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(usGov, JSON.stringify({ ...data, cloud: { name: 'AzureUSGovernment', endpoints: { microsoftGraphResourceId: 'https://graph.microsoft.us/' } } }));
+    const granted = await grant([...script, IDENTITY], usGov);
+    expect(granted.code, granted.stderr).toBe(0);
+    expect(granted.posts).toHaveLength(3);
+    expect(granted.posts.every((c) => c[c.indexOf('--url') + 1]!.startsWith('https://graph.microsoft.us/v1.0/'))).toBe(true);
   });
 
   it('rejects a principal id that is not a GUID without calling Azure', async () => {
