@@ -876,6 +876,17 @@ describe('the watchdog outside the app (infra/app/alerts.bicep)', () => {
     expect(props.enabled).toBe(true);
   });
 
+  it('grants the identity no queue role, since tvsync registers only timer and HTTP triggers (the host needs queues only for blob triggers and Durable Functions)', (ctx) => {
+    const roles = moduleOf(needTemplate(ctx), 'tvsync-roles');
+    const assigned = roles.resources.filter((r) => r.type === 'Microsoft.Authorization/roleAssignments');
+    expect(assigned.length).toBeGreaterThanOrEqual(4);
+    const variables = JSON.stringify((roles.template as ArmTemplate & { variables?: unknown }).variables ?? {});
+    const QUEUE_ROLES = ['974c5e8b-45b9-4653-ba55-5f855dd0fb88', '19e7f393-937e-4f77-808e-94535e297925', '8a0f0c08-91a1-4084-bc3d-661d67233fed', 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'];
+    for (const id of QUEUE_ROLES) expect(variables + JSON.stringify(assigned)).not.toContain(id);
+    const triggers = fs.readdirSync(path.join(REPO_ROOT, 'functions')).flatMap((file) => [...fs.readFileSync(path.join(REPO_ROOT, 'functions', file), 'utf8').matchAll(/\bapp\.(\w+)\(/g)].map((m) => m[1]));
+    expect(new Set(triggers)).toEqual(new Set(['http', 'timer']));
+  });
+
   it('keeps the cycle record in Application Insights: host.json lets function lines through at Information and never samples traces', () => {
     const host = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as { logging: { logLevel: Record<string, string>; applicationInsights: { samplingSettings: { excludedTypes: string } } } };
     // The Node worker's lines arrive in category Function.<name>.User; the most specific prefix rule wins.
