@@ -76,10 +76,11 @@ az account show --only-show-errors >/dev/null 2>&1 || die "not signed in to the 
 
 # az signs requests only for the Graph of its current cloud (az cloud set); another cloud's Graph
 # would get no token and fail with 401 on the first call, so say what to do instead.
-cloud_graph=$(az cloud show --only-show-errors --query endpoints.microsoftGraphResourceId --output tsv) ||
+cloud=$(az cloud show --only-show-errors --query "join(' ', [name, endpoints.microsoftGraphResourceId])" --output tsv) ||
   die "could not read the Azure CLI's current cloud (az cloud show)"
+cloud_name=${cloud%% *}
+cloud_graph=${cloud#* }
 cloud_graph=${cloud_graph%/}
-cloud_name=$(az cloud show --only-show-errors --query name --output tsv) || cloud_name=unknown
 if [[ -z "$graph_url" ]]; then
   graph_url=$cloud_graph
 elif [[ "$(lower "$graph_url")" != "$(lower "$cloud_graph")" ]]; then

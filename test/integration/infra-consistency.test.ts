@@ -449,7 +449,8 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     const log = `${stateFile}.log`;
     fs.writeFileSync(log, '');
     const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, FAKE_AZ_STATE: stateFile, FAKE_AZ_LOG: log };
-    const result = await run(command[0], command.slice(1), { env, timeout: 30_000 }).then(
+    // A bound against a hang only: every az call starts a Python process, slow on a busy machine.
+    const result = await run(command[0], command.slice(1), { env, timeout: 120_000 }).then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
       (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
     );
@@ -477,7 +478,7 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout.match(/already granted/g)).toHaveLength(3);
     expect(second.posts).toEqual([]);
-  });
+  }, 150_000);
 
   it('with --dry-run, says what it would grant and changes nothing', async (ctx) => {
     if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
