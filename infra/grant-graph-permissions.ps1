@@ -27,7 +27,10 @@ az identity show -g <resource group> -n <identity name> --query principalId -o t
 Show what would be granted, change nothing.
 
 .PARAMETER GraphUrl
-Microsoft Graph root (default https://graph.microsoft.com; national clouds differ).
+Microsoft Graph root; default: the Graph of the Azure CLI's current cloud (https://graph.microsoft.com
+in the public cloud). It must be that cloud's Graph: for a national cloud, run
+`az cloud set --name AzureUSGovernment` (or AzureChinaCloud) and `az login` first, as az gets tokens
+for its own cloud only.
 
 .EXAMPLE
 ./infra/grant-graph-permissions.ps1 -PrincipalId 5f1c2a3b-0000-4000-8000-123456789abc -DryRun
@@ -38,7 +41,7 @@ param(
     [Parameter(Position = 0)]
     [string] $PrincipalId,
     [switch] $DryRun,
-    [string] $GraphUrl = 'https://graph.microsoft.com',
+    [string] $GraphUrl = '',
     [Alias('h')]
     [switch] $Help
 )
@@ -76,12 +79,25 @@ if ($PrincipalId -notmatch '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
     Stop-WithUsage "PrincipalId `"$PrincipalId`" is not an object id (a GUID)"
 }
 $GraphUrl = $GraphUrl.TrimEnd('/')
-if (-not $GraphUrl.StartsWith('https://')) { Stop-WithUsage '-GraphUrl must be an https URL' }
+if ($GraphUrl -and -not $GraphUrl.StartsWith('https://')) { Stop-WithUsage '-GraphUrl must be an https URL' }
 if (-not (Get-Command az -ErrorAction SilentlyContinue)) {
     Stop-WithError 'the Azure CLI (az) is not installed: https://learn.microsoft.com/cli/azure/install-azure-cli'
 }
 & az account show --only-show-errors *> $null
 if ($LASTEXITCODE -ne 0) { Stop-WithError 'not signed in to the Azure CLI: run az login' }
+
+# az signs requests only for the Graph of its current cloud (az cloud set); another cloud's Graph
+# would get no token and fail with 401 on the first call, so say what to do instead.
+$cloud = (& az cloud show --only-show-errors --output json) -join "`n" | ConvertFrom-Json
+if ($LASTEXITCODE -ne 0) { Stop-WithError "could not read the Azure CLI's current cloud (az cloud show)" }
+$cloudGraph = ([string] $cloud.endpoints.microsoftGraphResourceId).TrimEnd('/')
+if (-not $GraphUrl) {
+    $GraphUrl = $cloudGraph
+}
+elseif ($GraphUrl -ne $cloudGraph) {
+    Stop-WithError ("-GraphUrl $GraphUrl is not the Microsoft Graph of the Azure CLI's current cloud ($($cloud.name), $cloudGraph). " +
+        'Switch clouds first: az cloud set --name AzureUSGovernment (graph.microsoft.us) or AzureChinaCloud (microsoftgraph.chinacloudapi.cn), then az login')
+}
 
 $identity = Invoke-Graph "reading service principal $PrincipalId" @(
     '--method', 'GET', '--url', "$GraphUrl/v1.0/servicePrincipals/$PrincipalId`?`$select=id,displayName")
@@ -91,9 +107,16 @@ $graphSp = Invoke-Graph 'reading the Microsoft Graph service principal' @(
     '--method', 'GET', '--url', "$GraphUrl/v1.0/servicePrincipals(appId='$GraphAppId')?`$select=id,appRoles")
 Write-Output ("Microsoft Graph: service principal {0}" -f $graphSp.id)
 
-$assignments = Invoke-Graph "listing the identity's app role assignments" @(
-    '--method', 'GET', '--url', "$GraphUrl/v1.0/servicePrincipals/$PrincipalId/appRoleAssignments?`$top=999")
-$granted = @($assignments.value | Where-Object { $_.resourceId -eq $graphSp.id } | ForEach-Object { $_.appRoleId })
+# Every page of the identity's assignments: Graph pages them (@odata.nextLink) whatever $top asks
+# for, and a role granted on a later page must still count as granted.
+$granted = @()
+$nextUrl = "$GraphUrl/v1.0/servicePrincipals/$PrincipalId/appRoleAssignments?`$select=appRoleId,resourceId&`$top=999"
+while ($nextUrl) {
+    $page = Invoke-Graph "listing the identity's app role assignments" @('--method', 'GET', '--url', $nextUrl)
+    $granted += @($page.value | Where-Object { $_.resourceId -eq $graphSp.id } | ForEach-Object { $_.appRoleId })
+    $link = $page.PSObject.Properties['@odata.nextLink']
+    $nextUrl = if ($link) { $link.Value } else { $null }
+}
 
 $bodyFile = New-TemporaryFile
 $failures = 0

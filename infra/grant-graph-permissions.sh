@@ -25,7 +25,10 @@ PRINCIPAL_ID  object (principal) id of the managed identity: the deployment outp
 
 Options
   --dry-run        show what would be granted, change nothing
-  --graph-url URL  Microsoft Graph root (default https://graph.microsoft.com; national clouds differ)
+  --graph-url URL  Microsoft Graph root; default: the Graph of the Azure CLI's current cloud
+                   (https://graph.microsoft.com in the public cloud). It must be that cloud's
+                   Graph: for a national cloud, run `az cloud set --name AzureUSGovernment` (or
+                   AzureChinaCloud) and `az login` first, as az gets tokens for its own cloud only
   -h, --help       this text
 
 Needs the Azure CLI (az), signed in (az login) as someone allowed to grant application
@@ -38,10 +41,12 @@ EOF
 }
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# (macOS still ships bash 3.2, which has no ${var,,})
+lower() { printf '%s' "$1" | tr '[:upper:]' '[:lower:]'; }
 usage_error() { printf 'error: %s (see --help)\n' "$*" >&2; exit 2; }
 
 dry_run=false
-graph_url=https://graph.microsoft.com
+graph_url=
 principal_id=
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -65,9 +70,22 @@ done
 [[ -n "$principal_id" ]] || usage_error "PRINCIPAL_ID is missing"
 guid='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 [[ "$principal_id" =~ $guid ]] || usage_error "PRINCIPAL_ID \"$principal_id\" is not an object id (a GUID)"
-[[ "$graph_url" == https://* ]] || usage_error "--graph-url must be an https URL"
+[[ -z "$graph_url" || "$graph_url" == https://* ]] || usage_error "--graph-url must be an https URL"
 command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is not installed: https://learn.microsoft.com/cli/azure/install-azure-cli"
 az account show --only-show-errors >/dev/null 2>&1 || die "not signed in to the Azure CLI: run az login"
+
+# az signs requests only for the Graph of its current cloud (az cloud set); another cloud's Graph
+# would get no token and fail with 401 on the first call, so say what to do instead.
+cloud=$(az cloud show --only-show-errors --query "join(' ', [name, endpoints.microsoftGraphResourceId])" --output tsv) ||
+  die "could not read the Azure CLI's current cloud (az cloud show)"
+cloud_name=${cloud%% *}
+cloud_graph=${cloud#* }
+cloud_graph=${cloud_graph%/}
+if [[ -z "$graph_url" ]]; then
+  graph_url=$cloud_graph
+elif [[ "$(lower "$graph_url")" != "$(lower "$cloud_graph")" ]]; then
+  die "--graph-url $graph_url is not the Microsoft Graph of the Azure CLI's current cloud ($cloud_name, $cloud_graph). Switch clouds first: az cloud set --name AzureUSGovernment (graph.microsoft.us) or AzureChinaCloud (microsoftgraph.chinacloudapi.cn), then az login"
+fi
 
 # az rest prints its own error (with Graph's message) on stderr; we add what we were doing.
 graph() {
@@ -91,9 +109,19 @@ app_roles=$(graph "reading Microsoft Graph's application permissions" --method G
   --url "$graph_url/v1.0/servicePrincipals/$graph_sp_id?\$select=appRoles" \
   --query "appRoles[?contains(allowedMemberTypes, 'Application')].[value, id]" --output tsv)
 
-granted=$(graph "listing the identity's app role assignments" --method GET \
-  --url "$graph_url/v1.0/servicePrincipals/$principal_id/appRoleAssignments?\$top=999" \
-  --query "value[?resourceId=='$graph_sp_id'].appRoleId" --output tsv)
+# Every page of the identity's assignments: Graph pages them (@odata.nextLink) whatever $top asks
+# for, and a role granted on a later page must still count as granted. Each page comes back as
+# one line, "<role ids, comma-separated> <next link or nothing>".
+granted=
+next_url="$graph_url/v1.0/servicePrincipals/$principal_id/appRoleAssignments?\$select=appRoleId,resourceId&\$top=999"
+while [[ -n "$next_url" ]]; do
+  page=$(graph "listing the identity's app role assignments" --method GET --url "$next_url" \
+    --query "join(' ', [join(',', value[?resourceId=='$graph_sp_id'].appRoleId), \"@odata.nextLink\" || ''])" --output tsv)
+  granted+="${page%% *},"
+  next_url=
+  [[ "$page" == *" https://"* ]] && next_url=${page#* }
+done
+granted=$(tr ',' '\n' <<<"$granted" | sed '/^$/d')
 
 body_file=$(mktemp)
 trap 'rm -f "$body_file"' EXIT

@@ -27,10 +27,10 @@ param entraServicePrincipalId string
 @description('TeamViewer script token with User management (create, edit, view users) and Account management (view account data: tvsync reads the token\'s own account so that it never deactivates it). Optional: left empty, the Key Vault secret is not created or changed and you set it afterwards (README.md, "Deploying tvsync to Azure"). Pass it from an environment variable (readEnvironmentVariable in a .bicepparam file), never written into a file.')
 param teamViewerApiToken string = ''
 
-@description('Recipients (comma-separated) of the failure emails: quarantine entered or its reason changed, deactivations held back, no successful cycle for alertAfterMissedCycles intervals, and one email when all is well again. Sent from the DoNotReply address of the Azure-managed domain (output senderAddress). Empty: no email is sent. Becomes NOTIFY_EMAIL_TO.')
+@description('Recipients (comma-separated) of the failure emails: quarantine entered or its reason changed, deactivations held back, no successful cycle for alertAfterMissedCycles intervals, and one email when all is well again. Sent from the DoNotReply address of the Azure-managed domain (output senderAddress). Empty: no email is sent. Becomes NOTIFY_EMAIL_TO. The same addresses get the Azure Monitor alerts (infra/app/alerts.bicep); empty: the alert rules only show in the portal.')
 param notifyEmailTo string = ''
 
-@description('Email when no cycle has succeeded for this many sync intervals, including a deployment that has never completed one (1-1000). Becomes ALERT_AFTER_MISSED_CYCLES.')
+@description('Email when no cycle has succeeded for this many sync intervals, including a deployment that has never completed one (1-1000). Becomes ALERT_AFTER_MISSED_CYCLES, and sets the window of the "no successful cycle" alert rule (at most two days).')
 @minValue(1)
 @maxValue(1000)
 param alertAfterMissedCycles int = 3
@@ -128,7 +128,7 @@ param cycleTimeBudgetSeconds int = 540
 @maxValue(3650)
 param provisioningLogRetentionDays int = 30
 
-@description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us). Becomes GRAPH_BASE_URL.')
+@description('Microsoft Graph root; change it only for a national cloud (for example https://graph.microsoft.us; grant the permissions with `az cloud set` to that cloud first, see README.md step 4). Becomes GRAPH_BASE_URL.')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
 @description('TeamViewer SCIM 2.0 base URL. Becomes TEAMVIEWER_SCIM_URL.')
@@ -164,7 +164,7 @@ param instanceMemoryMB int = 2048
 @description('Key Vault purge protection. On (the default), a deleted vault and its name are kept for softDeleteRetentionInDays and cannot be purged; it can never be turned off again. Use false for a throw-away trial deployment.')
 param enablePurgeProtection bool = true
 
-@description('Days a deleted Key Vault or secret can be recovered (7-90).')
+@description('Days a deleted Key Vault or secret can be recovered (7-90). Set once: Azure takes it only when the vault is created and refuses a different value on a re-deployment, so keep the value of the first deployment.')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
@@ -217,6 +217,9 @@ var names = {
   communicationService: 'acs-${prefix}-${suffix}'
   plan: 'plan-${prefix}-${suffix}'
   functionApp: 'func-${prefix}-${suffix}'
+  actionGroup: 'ag-${prefix}-${suffix}'
+  alertNoSuccessfulCycle: 'alert-${prefix}-no-success-${suffix}'
+  alertSyncFailed: 'alert-${prefix}-sync-failed-${suffix}'
 }
 var allTags = union(tags, { application: 'tvsync' })
 var tokenSecretName = 'teamviewer-api-token'
@@ -246,6 +249,27 @@ module monitoring 'app/monitoring.bicep' = {
     tags: allTags
     retentionInDays: logRetentionDays
   }
+}
+
+// Azure Monitor's watchdog: alert rules on Application Insights, emailing notifyEmailTo.
+module alerts 'app/alerts.bicep' = {
+  name: 'tvsync-alerts'
+  params: {
+    appInsightsName: names.appInsights
+    location: location
+    tags: allTags
+    actionGroupName: names.actionGroup
+    noSuccessfulCycleRuleName: names.alertNoSuccessfulCycle
+    syncFailedRuleName: names.alertSyncFailed
+    notifyEmailTo: notifyEmailTo
+    syncIntervalMinutes: syncIntervalMinutes
+    alertAfterMissedCycles: alertAfterMissedCycles
+    syncDisabled: syncDisabled
+  }
+  // A name goes in, as for the roles (What-If can then predict the rules); the component must exist.
+  dependsOn: [
+    monitoring
+  ]
 }
 
 module keyVault 'app/keyvault.bicep' = {

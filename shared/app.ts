@@ -30,6 +30,7 @@ export const RUN_NOW_KEY = 'runNow';
 import { sleep } from './http/retry';
 import { azureCredential, withTokenTimeout } from './http/timeout';
 import { buildStatus, nextRunAt, type StatusDocument } from './status';
+import { logCycleRecord } from './cycle-record';
 
 export interface App {
   settings: Settings;
@@ -205,6 +206,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
         try {
           await cycleOptions.onLeased?.();
           const report = await runCycle({ ...deps, signal: lease.signal }, cycleOptions);
+          logCycleRecord(logger, report, cycleOptions.trigger);
           await evaluateAlerts();
           return report;
         } finally {

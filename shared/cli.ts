@@ -2,12 +2,17 @@
  * `tvsync`: the operator's command line. Same powers as the Functions app, through the same
  * composition root (shared/app.ts).
  *
+ * Invariant: every value from Entra ID, TeamViewer or an error that reaches the terminal goes
+ * through shared/text-safety.ts first (forTerminal for documents, terminalJson for --json,
+ * terminalSafe for log lines), so no value can send the terminal an escape sequence or a bidi
+ * control, or forge a line of output.
+ *
  * Exit codes: 0 all good; 1 the cycle or some users failed (or a check failed); 2 bad settings
  * or usage.
  */
 import { createApp, type App } from './app';
 import { loadSettings, rawSettings, SettingsError, type Settings } from './config';
-import { createLogger, type Logger, type LogLevel } from './log';
+import { createLogger, redactText, type Logger, type LogLevel } from './log';
 import type { CycleReport, CyclePhase } from './sync/cycle';
 import type { StatusDocument } from './status';
 import { LeaseHeldError } from './sync/lease';
@@ -16,7 +21,7 @@ import { formatProvision } from './provision';
 import { serve } from './serve';
 import { formatLogs, parseLogFormat, parseSince, type LogFormat } from './logs-format';
 import type { ProvisioningLogStatus } from './state/logs';
-import { plainTextSafe } from './notify/escape';
+import { forTerminal, terminalJson, terminalSafe } from './text-safety';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -71,7 +76,10 @@ interface Parsed {
 }
 
 /** Commands that take one positional argument, and what it is. */
-const POSITIONAL: Record<string, string> = { provision: 'a user (userPrincipalName or object id)', unlink: 'a user (object id, or the userPrincipalName or login of the link)' };
+const POSITIONAL: Readonly<Record<string, string>> = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, {
+  provision: 'a user (userPrincipalName or object id)',
+  unlink: 'a user (object id, or the userPrincipalName or login of the link)',
+}));
 
 /** Options that take a value (the next argument). */
 /** Options that take a value (the next argument): those that must be whole numbers, and the rest. */
@@ -94,7 +102,8 @@ const COMMAND_FLAGS: Record<string, string[]> = {
 function parseArgs(argv: string[]): Parsed {
   const [command = 'help', ...rest] = argv;
   const name = command === '--help' || command === '-h' ? 'help' : command;
-  const allowed = COMMAND_FLAGS[name];
+  // Own keys only: "tvsync constructor" is an unknown command, not Object's constructor.
+  const allowed = Object.hasOwn(COMMAND_FLAGS, name) ? COMMAND_FLAGS[name] : undefined;
   if (!allowed) throw new UsageError(`unknown command "${command}"`);
   const flags = new Set<string>();
   const values = new Map<string, string>();
@@ -120,10 +129,11 @@ function parseArgs(argv: string[]): Parsed {
   return { command: name, flags, values, positional };
 }
 
-function stderrLogger(io: CliIo, level: LogLevel): Logger {
+/** Log lines on stderr. A command hides info lines (its output says what happened); serve shows them. */
+function stderrLogger(io: CliIo, level: LogLevel, options: { showInfo?: boolean } = {}): Logger {
   return createLogger((lvl, message) => {
-    io.err.write(`${lvl === 'error' ? 'error' : lvl === 'warn' ? 'warning' : lvl}: ${message}\n`);
-  }, level === 'info' ? 'warn' : level);
+    io.err.write(`${lvl === 'error' ? 'error' : lvl === 'warn' ? 'warning' : lvl}: ${terminalSafe(message)}\n`);
+  }, level === 'info' && !options.showInfo ? 'warn' : level);
 }
 
 /** Loads settings the way the Functions host does, and exposes them to DefaultAzureCredential. */
@@ -136,6 +146,16 @@ function settingsFor(io: CliIo): Settings {
 }
 
 export async function main(argv: string[], io: CliIo = { out: process.stdout, err: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  try {
+    return await command(argv, io);
+  } catch (err) {
+    // Whatever a command did not handle: its message only, redacted and terminal-safe.
+    io.err.write(`${terminalSafe(redactText(err instanceof Error ? err.message : String(err)))}\n`);
+    return 1;
+  }
+}
+
+async function command(argv: string[], io: CliIo): Promise<number> {
   let parsed: Parsed;
   try {
     parsed = parseArgs(argv);
@@ -162,7 +182,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
   try {
     app = await createApp(settings, { logger });
   } catch (err) {
-    io.err.write(`tvsync: could not start: ${(err as Error).message}\n`);
+    io.err.write(`tvsync: could not start: ${terminalSafe((err as Error).message)}\n`);
     return 1;
   }
   const json = parsed.flags.has('--json');
@@ -177,7 +197,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       return allowDeactivations(app, io);
     case 'provision': {
       const result = await app.provision(parsed.positional[0], { dryRun: parsed.flags.has('--dry-run') });
-      io.out.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatProvision(result));
+      io.out.write(json ? `${terminalJson(result)}\n` : formatProvision(forTerminal(result)));
       return result.ok ? 0 : 1;
     }
     case 'logs': {
@@ -199,7 +219,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
           since,
           limit: Number(parsed.values.get('--limit') ?? 100),
         });
-        io.out.write(formatLogs(records, format));
+        io.out.write(formatLogs(format === 'json' ? records : forTerminal(records), format));
         return 0;
       } catch (err) {
         if ((err as { code?: string }).code !== 'STATE_INVALID_ARGUMENT') throw err;
@@ -208,7 +228,7 @@ export async function main(argv: string[], io: CliIo = { out: process.stdout, er
       }
     }
     case 'serve': {
-      const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger });
+      const server = await serve({ port: Number(parsed.values.get('--port') ?? 7071), beatSeconds: Number(parsed.values.get('--beat') ?? 60), logger: stderrLogger(io, settings.logLevel, { showInfo: true }) });
       io.out.write(`tvsync serve: status page ${server.url}/status — Ctrl-C to stop\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -233,14 +253,14 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
     report = await app.runCycle({ dryRun, trigger: 'cli', onProgress: bar ?? undefined, waitMs: waitSeconds * 1000 });
   } catch (err) {
     if (!(err instanceof LeaseHeldError)) throw err;
-    io.err.write(`tvsync: not run: ${err.message}. Nothing was done; try again when it has finished (tvsync status shows progress).\n`);
+    io.err.write(`tvsync: not run: ${terminalSafe(err.message)}. Nothing was done; try again when it has finished (tvsync status shows progress).\n`);
     return 1;
   }
   bar?.({ phase: 'finished', done: 0, total: 0 });
   if (json) {
-    io.out.write(`${JSON.stringify(report, null, 2)}\n`);
+    io.out.write(`${terminalJson(report)}\n`);
   } else {
-    io.out.write(formatReport(report));
+    io.out.write(formatReport(forTerminal(report)));
   }
   if (report.result === 'failed') return 1;
   return report.counts.failed > 0 || report.counts.staged > 0 ? 1 : 0;
@@ -311,7 +331,7 @@ export function formatReport(report: CycleReport): string {
 
 async function status(app: App, io: CliIo, json: boolean): Promise<number> {
   const doc = await app.status();
-  io.out.write(json ? `${JSON.stringify(doc, null, 2)}\n` : formatStatus(doc));
+  io.out.write(json ? `${terminalJson(doc)}\n` : formatStatus(forTerminal(doc)));
   return 0;
 }
 
@@ -332,7 +352,7 @@ export function formatStatus(doc: StatusDocument): string {
   if (doc.stagedDeactivations) {
     const st = doc.stagedDeactivations;
     lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason}), ${st.newlyHeld} newly held by the last cycle${st.allowed ? ' — allowed, the next cycle applies exactly these' : ' — run "tvsync allow-deactivations" to apply exactly these'}`);
-    for (const u of st.sample.slice(0, 10)) lines.push(`  ${plainTextSafe(`${u.userPrincipalName}: ${u.reason}`)}`);
+    for (const u of st.sample.slice(0, 10)) lines.push(`  ${terminalSafe(`${u.userPrincipalName}: ${u.reason}`)}`);
     if (st.count > 10) lines.push(`  … and ${st.count - 10} more: tvsync logs --status staged --cycle ${st.cycleId}`);
   }
   if (doc.allowance) {
@@ -359,10 +379,10 @@ const operator = (io: CliIo) => `${io.env.USER ?? io.env.USERNAME ?? 'an operato
 async function allowDeactivations(app: App, io: CliIo): Promise<number> {
   let released: Awaited<ReturnType<App['allowDeactivations']>>;
   try {
-    released = await app.allowDeactivations(operator(io));
+    released = forTerminal(await app.allowDeactivations(operator(io)));
   } catch (err) {
     if (!(err instanceof GuardError)) throw err;
-    io.err.write(`tvsync: nothing allowed: ${err.message}\n`);
+    io.err.write(`tvsync: nothing allowed: ${terminalSafe(err.message)}\n`);
     return 1;
   }
   if (!released) {
@@ -370,7 +390,7 @@ async function allowDeactivations(app: App, io: CliIo): Promise<number> {
     return 0;
   }
   io.out.write(`Allowed: ${released.count} deactivation(s) held back since ${released.since} (${released.reason}) will be applied by the next cycle.\n`);
-  for (const u of released.sample) io.out.write(`  ${plainTextSafe(`${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}`)}\n`);
+  for (const u of released.sample) io.out.write(`  ${terminalSafe(`${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}`)}\n`);
   if (released.count > released.sample.length) io.out.write(`  … and ${released.count - released.sample.length} more (every one: tvsync logs --status staged --cycle ${released.cycleId})\n`);
   io.out.write('Only these are released: any other deactivation the next cycle plans is judged by the guard again.\nRun "tvsync sync" to apply them now.\n');
   return 0;
@@ -386,7 +406,7 @@ async function restart(app: App, io: CliIo, full: boolean): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof LeaseHeldError)) throw err;
-    io.err.write(`tvsync: not restarted: ${err.message}. Try again when it has finished.\n`);
+    io.err.write(`tvsync: not restarted: ${terminalSafe(err.message)}. Try again when it has finished.\n`);
     return 1;
   }
 }
@@ -397,15 +417,15 @@ async function unlink(app: App, io: CliIo, query: string, confirm: boolean, json
     result = await app.unlink(query, { by: operator(io), confirm });
   } catch (err) {
     if (!(err instanceof LeaseHeldError)) throw err;
-    io.err.write(`tvsync: not unlinked: ${err.message}. Try again when it has finished.\n`);
+    io.err.write(`tvsync: not unlinked: ${terminalSafe(err.message)}. Try again when it has finished.\n`);
     return 1;
   }
   if (json) {
-    io.out.write(`${JSON.stringify(result, null, 2)}\n`);
+    io.out.write(`${terminalJson(result)}\n`);
   } else {
     // Logins come from the directory: no control character reaches the terminal.
-    for (const line of result.message.split('\n')) io.out.write(`${plainTextSafe(line)}\n`);
-    for (const c of result.candidates) io.out.write(`  ${plainTextSafe(`${c.entraId}  ${c.userPrincipalName} (login ${c.userName}, TeamViewer user ${c.teamViewerId ?? 'none yet'})`)}\n`);
+    for (const line of result.message.split('\n')) io.out.write(`${terminalSafe(line)}\n`);
+    for (const c of result.candidates) io.out.write(`  ${terminalSafe(`${c.entraId}  ${c.userPrincipalName} (login ${c.userName}, TeamViewer user ${c.teamViewerId ?? 'none yet'})`)}\n`);
   }
   // Dropped, or found and shown (without --yes): 0; nothing or several found, or gone meanwhile: 1.
   return result.dropped || (!confirm && result.link) ? 0 : 1;
@@ -413,7 +433,7 @@ async function unlink(app: App, io: CliIo, query: string, confirm: boolean, json
 
 async function testConnection(app: App, io: CliIo, json: boolean): Promise<number> {
   const checks = await app.testConnection();
-  if (json) io.out.write(`${JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2)}\n`);
-  else for (const c of checks) io.out.write(`${c.ok ? 'ok    ' : 'FAILED'} ${pad(c.target, 16)} ${c.detail}\n`);
+  if (json) io.out.write(`${terminalJson({ ok: checks.every((c) => c.ok), checks })}\n`);
+  else for (const c of forTerminal(checks)) io.out.write(`${c.ok ? 'ok    ' : 'FAILED'} ${pad(c.target, 16)} ${c.detail}\n`);
   return checks.every((c) => c.ok) ? 0 : 1;
 }

@@ -22,6 +22,7 @@ import { parseThreshold, type GuardSettings } from './sync/guard';
 import type { QuarantineSettings } from './sync/quarantine';
 import type { GroupSettings } from './sync/group-model';
 import { checkGroupNamePrefix, parseGroupRoles } from './sync/group-roles';
+import { locateJsonError } from './json-position';
 
 export interface SettingSpec {
   name: string;
@@ -358,20 +359,31 @@ export interface LoadOptions {
   localSettingsDir?: string | null;
 }
 
-/** Reads local.settings.json `Values` (the file is optional; a malformed one is a settings problem). */
+/**
+ * Reads local.settings.json `Values` (the file is optional; a malformed one is a settings problem).
+ * The file holds the TeamViewer token, so a problem names a line and column, never its text
+ * (JSON.parse's own message quotes it). A UTF-8 BOM, as Visual Studio writes, is allowed.
+ */
 export function readLocalSettings(dir: string): { values: Record<string, string>; problem?: string; file?: string } {
   const file = path.join(dir, 'local.settings.json');
   if (!fs.existsSync(file)) return { values: {} };
+  const text = fs.readFileSync(file, 'utf8');
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> };
-    const values: Record<string, string> = {};
-    for (const [key, value] of Object.entries(parsed.Values ?? {})) {
-      if (value !== null && value !== undefined) values[key] = String(value);
-    }
-    return { values, file };
-  } catch (err) {
-    return { values: {}, file, problem: `${file} is not valid JSON (${(err as Error).message})` };
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch {
+    const at = locateJsonError(text);
+    return { values: {}, file, problem: at ? `${file} is not valid JSON: line ${at.line}, column ${at.column}: expected ${at.expected}` : `${file} is not valid JSON` };
   }
+  const given = (parsed as { Values?: unknown } | null)?.Values ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    return { values: {}, file, problem: `${file}: "Values" must be an object of setting names and values` };
+  }
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== null && value !== undefined) values[key] = String(value);
+  }
+  return { values, file };
 }
 
 /**

@@ -3,13 +3,19 @@
  * and the `--since` / `?since=` parser shared by `tvsync logs` and GET /api/logs.
  *
  * Invariants:
- * - Table output holds no control characters: they are shown as \u escapes, so a displayName
- *   carrying terminal escape sequences or newlines cannot repaint the screen or forge rows.
- * - CSV is RFC 4180 (CRLF, a header row, quoted when needed) and no cell starts with = + - @ TAB
- *   or CR: such a cell is prefixed with ' so a spreadsheet shows it as text instead of running it.
- * - JSON is the records exactly: JSON.parse of the output deep-equals the input.
+ * - Table output holds no control characters (shared/text-safety.ts): escape sequences are
+ *   removed, other controls shown as \u escapes, so a displayName carrying terminal escape
+ *   sequences or newlines cannot repaint the screen or forge rows.
+ * - CSV is RFC 4180 (CRLF, a header row, quoted when needed) and no spreadsheet reads a formula
+ *   out of it: wherever a cell can start — at the start of the value, after a line feed or
+ *   carriage return inside it (an importer that splits lines first), and after a `;` (locales
+ *   whose list separator is `;` split our cells there) — a formula trigger (= + - @, their
+ *   full-width forms, TAB or CR, even after spaces) gets a ' in front, so it shows as text.
+ * - JSON is the records exactly: JSON.parse of the output deep-equals the input (characters a
+ *   terminal acts on are written as \u escapes).
  */
 import type { ModifiedValue, ProvisioningLogRecord } from './state/logs';
+import { terminalJson, terminalSafe } from './text-safety';
 
 export const LOG_FORMATS = ['table', 'json', 'csv'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -36,7 +42,7 @@ export function parseLogFormat(text: string): LogFormat {
 export function formatLogs(records: readonly ProvisioningLogRecord[], format: LogFormat): string {
   switch (format) {
     case 'json':
-      return `${JSON.stringify(records, null, 2)}\n`;
+      return `${terminalJson(records)}\n`;
     case 'csv':
       return formatCsv(records);
     case 'table':
@@ -79,7 +85,7 @@ function formatTable(records: readonly ProvisioningLogRecord[]): string {
       clip(summarizeChanges(r.modifiedProperties), CHANGES_WIDTH) || '-',
       reasonOf(r),
     ]),
-  ].map((cells) => cells.map(printable));
+  ].map((cells) => cells.map(terminalSafe));
   const widths = TABLE_HEADER.map((_, column) => Math.max(...rows.map((cells) => width(cells[column]!))));
   return rows
     .map((cells) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell + ' '.repeat(widths[column]! - width(cell)))).join('  ').trimEnd())
@@ -101,10 +107,6 @@ function width(text: string): number {
 function clip(text: string, max: number): string {
   const points = [...text];
   return points.length <= max ? text : `${points.slice(0, max - 1).join('')}…`;
-}
-
-function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 // ---- CSV ----
@@ -131,11 +133,17 @@ function formatCsv(records: readonly ProvisioningLogRecord[]): string {
   return lines.map((cells) => cells.join(',')).join('\r\n').concat('\r\n');
 }
 
+/**
+ * A formula trigger where a cell may start: at the start, or after LF, CR or `;` (looked behind,
+ * so a CR that is itself a trigger still starts the next cell); spaces before the trigger do not
+ * help (some importers trim them). Linear: a one-character look-behind, no nested quantifier.
+ */
+const FORMULA_START = /(?<=^|[\n\r;])[ ]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]/g;
+
 export function csvCell(value: string | number | null): string {
   if (value === null) return '';
-  let text = String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  const text = String(value).replace(FORMULA_START, "'$&");
+  return /[",;\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 // ---- since ----

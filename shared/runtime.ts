@@ -8,6 +8,7 @@ import type { InvocationContext } from '@azure/functions';
 import { createApp, type App } from './app';
 import { loadSettings } from './config';
 import { createLogger, type Logger, type LogLevel } from './log';
+import { isCycleRecordLine } from './cycle-record';
 
 /** The invocation being served, per async call chain (a timer cycle and an HTTP call can overlap). */
 const invocation = new AsyncLocalStorage<InvocationContext>();
@@ -16,9 +17,13 @@ let appPromise: Promise<App> | null = null;
 let minLevel: LogLevel = 'debug';
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-/** Lines go to the invocation being served (so they carry its id), else to the console. */
+/**
+ * Lines go to the invocation being served (so they carry its id), else to the console. The cycle
+ * record (shared/cycle-record.ts) passes whatever LOG_LEVEL says: Azure Monitor's "no successful
+ * cycle" alert counts those records, so silencing them would raise a false alarm.
+ */
 const logger: Logger = createLogger((level, message, fields) => {
-  if (ORDER[level] < ORDER[minLevel]) return;
+  if (ORDER[level] < ORDER[minLevel] && !isCycleRecordLine(message)) return;
   const line = fields && Object.keys(fields).length > 0 ? `${message} ${JSON.stringify(fields)}` : message;
   const ctx = invocation.getStore();
   if (ctx) {

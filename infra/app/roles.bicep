@@ -1,12 +1,16 @@
 // Every permission the app's managed identity has in Azure, and nothing else.
 //
+// No queue role: the Functions host needs queues on AzureWebJobsStorage only for blob triggers
+// and Durable Functions (Microsoft's "Connecting to host storage with an identity": host only and
+// timer trigger need Storage Blob Data Owner; diagnostic events add Table Data Contributor), and
+// tvsync has a timer and HTTP triggers only.
+//
 // Invariant: this module is the only place that grants the identity a role. Microsoft Graph
 // application permissions are not Azure roles; infra/grant-graph-permissions.sh grants those.
 //
 // | role                                   | scope               | why                                                    |
 // | Storage Blob Data Owner                | storage account     | host: blob leases (timer singleton), deployment package |
-// | Storage Queue Data Contributor         | storage account     | host: internal queues                                  |
-// | Storage Table Data Contributor         | storage account     | tvsync state tables                                    |
+// | Storage Table Data Contributor         | storage account     | tvsync state tables (and the host's diagnostic events) |
 // | Key Vault Secrets User                 | the vault           | Key Vault reference to the TeamViewer token            |
 // | Monitoring Metrics Publisher           | Application Insights| telemetry with Entra ID auth (local auth is off)       |
 // | tvsync email sender (custom) or        | Communication Svc   | send the failure emails                                |
@@ -36,7 +40,6 @@ param emailSenderRole string
 
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -71,16 +74,6 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataOwner)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roleIds.storageQueueDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

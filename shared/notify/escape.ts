@@ -6,6 +6,7 @@
  * open a tag, leave a quoted attribute or close a template literal; plainTextSafe output contains
  * no control or bidirectional-override character; headerSafe output is a single line.
  */
+import { BIDI_CONTROLS } from '../text-safety';
 
 const HTML_ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -24,9 +25,10 @@ export function escapeHtml(value: string | number | boolean | null | undefined):
 }
 
 // Line-like breaks become a space so words do not run together; the rest (C0, DEL, C1, and the
-// bidi embeddings/overrides/isolates that can make text read differently from what it is) go.
+// bidi marks, embeddings, overrides and isolates that can make text read differently from what it
+// is: U+200E/F, U+061C, U+202A–E, U+2066–9) go.
 const LINE_BREAKS = /[\t\n\v\f\r\u0085\u2028\u2029]/g;
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`, 'g');
 
 /** A value as-is, minus control characters: for plain-text bodies and log-like output. */
 export function plainTextSafe(value: string | number | boolean | null | undefined): string {

@@ -77,7 +77,12 @@ export const DEFAULT_SYNC_CONFIG: SyncConfig = Object.freeze({
   skipOutOfScopeDeletions: false,
 });
 
-const TARGET_ALIASES: Record<string, TargetAttribute> = {
+/**
+ * Every spelling of a target, lower-cased. A Map, not an object literal: an object would also
+ * answer "__proto__", "constructor" or "toString" (inherited from Object.prototype) and let such a
+ * target through as if it were one of these.
+ */
+const TARGET_ALIASES: ReadonlyMap<string, TargetAttribute> = new Map(Object.entries({
   username: 'userName',
   displayname: 'displayName',
   'name.givenname': 'name.givenName',
@@ -92,7 +97,7 @@ const TARGET_ALIASES: Record<string, TargetAttribute> = {
   preferredlanguage: 'preferredLanguage',
   ssocustomerid: 'ssoCustomerId',
   'urn:ietf:params:scim:schemas:extension:teamviewer:1.0:ssouser:ssocustomerid': 'ssoCustomerId',
-};
+} satisfies Record<string, TargetAttribute>));
 /**
  * Sent on create only. TeamViewer accepts preferredLanguage and ssoCustomerId on create only; the
  * email is the login (userName wins over it, so an "always" email mapping would fight the userName
@@ -138,7 +143,7 @@ export function parseMappings(json: string | unknown): MappingRule[] {
     const e = entry as Record<string, unknown>;
     const known = new Set(['target', 'source', 'constant', 'expression', 'apply', 'default']);
     for (const key of Object.keys(e)) if (!known.has(key)) problems.push(`${where}: unknown field "${key}"`);
-    const target = typeof e.target === 'string' ? TARGET_ALIASES[e.target.trim().toLowerCase()] : undefined;
+    const target = typeof e.target === 'string' ? TARGET_ALIASES.get(e.target.trim().toLowerCase()) : undefined;
     if (!target) {
       problems.push(`${where}: target ${JSON.stringify(e.target)} is not one of userName, displayName, name.givenName, name.familyName, emails, active, preferredLanguage, ssoCustomerId`);
       return;

@@ -41,7 +41,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalAttribute, readAttribute, sourceAttribute } from './attributes';
-import { compileDotNetRegex, RegexSyntaxError } from './expression/regex';
+import { DirectoryRegex, RegexSyntaxError } from './expression/regex';
 
 export type ScopingOperator =
   | 'EQUALS' | 'NOT_EQUALS' | 'IS_TRUE' | 'IS_FALSE' | 'IS_NULL' | 'IS_NOT_NULL' | 'REGEX_MATCH'
@@ -216,7 +216,7 @@ function parseClause(raw: unknown, problem: (message: string) => void): ScopingC
       if (!INTEGER.test(value)) report(`${OPERATOR_LABELS[operator]} needs a whole number, got ${JSON.stringify(value)}`);
     } else if (REGEX_VALUED.has(operator)) {
       try {
-        compileDotNetRegex(value);
+        DirectoryRegex.compile(value);
       } catch (error) {
         report(error instanceof RegexSyntaxError ? error.message : String(error));
       }
@@ -249,11 +249,11 @@ export interface ScopeDecision {
 
 type ClauseValue = string | boolean | null;
 
-const regexCache = new Map<string, RegExp>();
-function regexFor(pattern: string): RegExp {
+const regexCache = new Map<string, DirectoryRegex>();
+function regexFor(pattern: string): DirectoryRegex {
   let regex = regexCache.get(pattern);
   if (!regex) {
-    regex = compileDotNetRegex(pattern);
+    regex = DirectoryRegex.compile(pattern);
     if (regexCache.size > 500) regexCache.clear();
     regexCache.set(pattern, regex);
   }

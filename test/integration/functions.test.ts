@@ -5,8 +5,8 @@
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { statusHandler } from '../../functions/status';
-import { syncTimer } from '../../functions/sync';
+import { statusHandler } from '../../shared/handlers/status';
+import { syncTimer } from '../../shared/handlers/sync';
 import { resetRuntime } from '../../shared/runtime';
 import { expectedInScope, sampleTenant } from '../support/tenant';
 import { startWorld, type World } from '../support/world';

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings, SETTING_SPECS, SettingsError, type SettingSpec } from '../../shared/config';
+import { CYCLE_RECORD_PREFIX } from '../../shared/cycle-record';
 import { parseScopingFilters } from '../../shared/sync/scoping';
-import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, moduleOutputSource, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmTemplate, type BicepRun } from '../support/bicep';
+import { armResources, buildParams, compileWithoutLinter, findBicep, functionAppSettings, moduleOutputSource, REPO_ROOT, runBicepScript, sourceParameter, type AppSetting, type ArmResource, type ArmScope, type ArmTemplate, type BicepRun } from '../support/bicep';
 
 const run = promisify(execFile);
 
@@ -83,6 +84,7 @@ let settings: AppSetting[] = [];
 let brokenParam: BicepRun | undefined;
 let warningOnly: BicepRun | undefined;
 let readmeParams: Record<string, unknown> | Error | undefined;
+let alertRanges: Record<string, unknown> | Error | undefined;
 const tempDirs: string[] = [];
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
@@ -111,6 +113,26 @@ async function buildGuideParams(bicep: string): Promise<Record<string, unknown>>
   return buildParams(bicep, file, { ...process.env, TEAMVIEWER_API_TOKEN: TOKEN_MARKER });
 }
 
+/**
+ * (interval minutes, missed cycles) pairs and the query time range of the "no successful cycle"
+ * rule each must get: the product rounded up to a range Azure Monitor offers, at most two days.
+ */
+const ALERT_RANGE_CASES: Array<[number, number, string]> = [
+  [40, 3, 'PT2H'], [5, 1, 'PT15M'], [5, 3, 'PT15M'], [5, 4, 'PT20M'], [40, 1, 'PT45M'], [25, 5, 'PT3H'],
+  [60, 5, 'PT5H'], [45, 8, 'PT6H'], [61, 6, 'P1D'], [60, 24, 'P1D'], [60, 25, 'P2D'], [1440, 2, 'P2D'], [1440, 1000, 'P2D'],
+];
+
+/** Evaluates alertTimeRange (infra/app/alert-range.bicep) with the Bicep CLI for every case above. */
+async function buildAlertRanges(bicep: string): Promise<Record<string, unknown>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-alert-range-'));
+  tempDirs.push(dir);
+  fs.cpSync(INFRA_DIR, path.join(dir, 'infra'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'ranges.bicep'), '#disable-next-line no-unused-params\nparam ranges object\n');
+  const cases = ALERT_RANGE_CASES.map(([interval, cycles]) => `  'i${interval}x${cycles}': alertTimeRange(${interval * cycles})`).join('\n');
+  fs.writeFileSync(path.join(dir, 'ranges.bicepparam'), `using 'ranges.bicep'\nimport { alertTimeRange } from 'infra/app/alert-range.bicep'\nparam ranges = {\n${cases}\n}\n`);
+  return (await buildParams(bicep, path.join(dir, 'ranges.bicepparam'), process.env)).ranges as Record<string, unknown>;
+}
+
 /** A copy of infra/ with one text replacement in one file (the replacement must apply). */
 function brokenCopy(file: string, from: string, to: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tvsync-infra-'));
@@ -135,11 +157,13 @@ async function prepareBicep(): Promise<void> {
   }
   // The repo's infra, a module parameter renamed, and an unknown property (a compiler warning,
   // no error): three runs of the script CI uses, side by side.
-  [repoRun, brokenParam, warningOnly, readmeParams] = await Promise.all([
+  const failure = (err: Error & { stderr?: string }) => new Error(`${err.message}\n${err.stderr ?? ''}`);
+  [repoRun, brokenParam, warningOnly, readmeParams, alertRanges] = await Promise.all([
     runBicepScript(INFRA_DIR),
     runBicepScript(brokenCopy('app/storage.bicep', 'param deploymentContainerName string', 'param containerName string')),
     runBicepScript(brokenCopy('app/function.bicep', 'httpsOnly: true', 'httpsOnly: true\n    clientCertEnabledd: false')),
-    buildGuideParams(cli.path).catch((err: Error & { stderr?: string }) => new Error(`${err.message}\n${err.stderr ?? ''}`)),
+    buildGuideParams(cli.path).catch(failure),
+    buildAlertRanges(cli.path).catch(failure),
   ]);
   template = repoRun.template;
   if (!template) {
@@ -256,7 +280,7 @@ describe('.funcignore', () => {
     'local.settings.json',
     'local.settings.sample.json',
     'tsconfig.json',
-    'vitest.config.ts',
+    'vitest.config.mts',
     'README.md',
     'tvsync.bicepparam',
     '__azurite_db_table__.json',
@@ -266,6 +290,17 @@ describe('.funcignore', () => {
     const accepts = coreToolsAccepts(funcignore);
     expect(kept.filter((p) => !accepts(p))).toEqual([]);
     expect(dropped.filter((p) => accepts(p))).toEqual([]);
+  });
+
+  it('drops every file of the repository that is not the compiled app or its manifests, under its real name', async () => {
+    // What git tracks, plus the folders a build or install makes: a renamed file (vitest.config.ts
+    // became .mts) shows up here instead of silently going to Azure.
+    const { stdout } = await run('git', ['-C', REPO_ROOT, 'ls-files']);
+    const tracked = stdout.split('\n').filter(Boolean);
+    const shipped = new Set(['host.json', 'package.json', 'package-lock.json']);
+    const accepts = coreToolsAccepts(funcignore);
+    expect(tracked.filter((file) => accepts(file) && !shipped.has(file))).toEqual([]);
+    expect([...shipped].filter((file) => !accepts(file))).toEqual([]);
   });
 
   it('means the same to git-style tools (the VS Code extension)', async () => {
@@ -309,13 +344,38 @@ with open(os.environ['FAKE_AZ_LOG'], 'a') as f:
 def opt(name):
     return args[args.index(name) + 1] if name in args else None
 
+def emit(result):
+    query = opt('--query')
+    if query:
+        result = jmespath.search(query, result)
+    output = opt('--output') or 'json'
+    if output == 'none':
+        return
+    if output == 'tsv':
+        rows = result if isinstance(result, list) else [result]
+        for row in rows:
+            if row is None:
+                continue
+            print('\t'.join('' if c is None else str(c) for c in row) if isinstance(row, list) else str(row))
+    else:
+        print(json.dumps(result))
+
 if args[:2] == ['account', 'show']:
     sys.exit(0 if state['loggedIn'] else 1)
+if args[:2] == ['cloud', 'show']:
+    emit(state.get('cloud', {'name': 'AzureCloud', 'endpoints': {'microsoftGraphResourceId': 'https://graph.microsoft.com/'}}))
+    sys.exit(0)
 if args[0] != 'rest':
     sys.exit('fake az: unsupported command ' + ' '.join(args))
 
 method, url = opt('--method'), opt('--url')
-path = re.sub(r'^https://graph\.microsoft\.com/v1\.0', '', url).split('?')[0]
+# Only the Graph of the current cloud gets a token, as with the real az.
+cloud_graph = state.get('cloud', {}).get('endpoints', {}).get('microsoftGraphResourceId', 'https://graph.microsoft.com/').rstrip('/')
+if not url.startswith(cloud_graph + '/'):
+    sys.stderr.write("ERROR: Can't derive appropriate Azure AD resource from --url to acquire an access token.\n")
+    sys.exit(1)
+path = url[len(cloud_graph) + len('/v1.0'):].split('?')[0]
+skip = int((re.search(r'[?&]\$skiptoken=(\d+)', url) or [None, '0'])[1])
 graph = state['graph']
 result = None
 m = re.fullmatch(r"/servicePrincipals\(appId='00000003-0000-0000-c000-000000000000'\)", path)
@@ -332,7 +392,11 @@ else:
     if not m.group(2):
         result = {'id': m.group(1), 'displayName': sp['displayName']}
     elif method == 'GET':
-        result = {'value': sp['assignments']}
+        # Graph pages the list whatever $top says; the fake does with pageSize.
+        size = state.get('pageSize', 1000)
+        result = {'value': sp['assignments'][skip:skip + size]}
+        if skip + size < len(sp['assignments']):
+            result['@odata.nextLink'] = cloud_graph + '/v1.0' + path + '?$skiptoken=' + str(skip + size)
     else:
         body_arg = opt('--body')
         with open(body_arg[1:]) as f:
@@ -345,20 +409,7 @@ else:
         with open(state_path, 'w') as f:
             json.dump(state, f)
 
-query = opt('--query')
-if query:
-    result = jmespath.search(query, result)
-output = opt('--output') or 'json'
-if output == 'none':
-    pass
-elif output == 'tsv':
-    rows = result if isinstance(result, list) else [result]
-    for row in rows:
-        if row is None:
-            continue
-        print('\t'.join(str(c) for c in row) if isinstance(row, list) else str(row))
-else:
-    print(json.dumps(result))
+emit(result)
 `;
 
 const GRAPH_SP = '1e6a3f9d-0000-4000-8000-00000000a001';
@@ -410,7 +461,8 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     const log = `${stateFile}.log`;
     fs.writeFileSync(log, '');
     const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, FAKE_AZ_STATE: stateFile, FAKE_AZ_LOG: log };
-    const result = await run(command[0], command.slice(1), { env, timeout: 30_000 }).then(
+    // A bound against a hang only: every az call starts a Python process, slow on a busy machine.
+    const result = await run(command[0], command.slice(1), { env, timeout: 120_000 }).then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
       (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
     );
@@ -438,7 +490,7 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout.match(/already granted/g)).toHaveLength(3);
     expect(second.posts).toEqual([]);
-  });
+  }, 150_000);
 
   it('with --dry-run, says what it would grant and changes nothing', async (ctx) => {
     if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
@@ -465,6 +517,39 @@ describe('grant-graph-permissions (against a stand-in az)', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('Authorization_RequestDenied');
     expect(refused.stderr).toContain('3 of 3 permissions could not be granted');
+  });
+
+  it('follows @odata.nextLink through every page of assignments: roles granted on a later page count as granted', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const state = tenant(['Application.Read.All', 'User.Read.All', 'GroupMember.Read.All']);
+    const data = JSON.parse(fs.readFileSync(state, 'utf8')) as { servicePrincipals: Record<string, { assignments: unknown[] }> };
+    // Seven assignments to other APIs first, so Graph's roles are on the third page of three.
+    const others = Array.from({ length: 7 }, (_, i) => ({ appRoleId: `00000000-0000-4000-8000-00000000000${i}`, resourceId: '33333333-3333-4333-8333-333333333333' }));
+    data.servicePrincipals[IDENTITY].assignments = [...others, ...data.servicePrincipals[IDENTITY].assignments];
+    fs.writeFileSync(state, JSON.stringify({ ...data, pageSize: 3 }));
+    const result = await grant([...script, IDENTITY], state);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.match(/already granted/g)).toHaveLength(3);
+    expect(result.posts).toEqual([]);
+    const log = fs.readFileSync(`${state}.log`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
+    expect(log.filter((c) => c.includes('GET') && c.some((a) => a.includes('/appRoleAssignments')))).toHaveLength(4);
+  });
+
+  it('uses the Graph of the Azure CLI\'s cloud, and stops before any call when --graph-url names another cloud\'s, saying to run az cloud set', async (ctx) => {
+    if (!hasJmespath) ctx.skip('python3 with jmespath is needed for the stand-in az');
+    const foreign = await grant([...script, '--graph-url', 'https://graph.microsoft.us', IDENTITY], tenant([]));
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toContain('is not the Microsoft Graph of the Azure CLI\'s current cloud (AzureCloud, https://graph.microsoft.com)');
+    expect(foreign.stderr).toContain('az cloud set --name AzureUSGovernment');
+    expect(foreign.posts).toEqual([]);
+
+    const usGov = tenant([]);
+    const data = JSON.parse(fs.readFileSync(usGov, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(usGov, JSON.stringify({ ...data, cloud: { name: 'AzureUSGovernment', endpoints: { microsoftGraphResourceId: 'https://graph.microsoft.us/' } } }));
+    const granted = await grant([...script, IDENTITY], usGov);
+    expect(granted.code, granted.stderr).toBe(0);
+    expect(granted.posts).toHaveLength(3);
+    expect(granted.posts.every((c) => c[c.indexOf('--url') + 1]!.startsWith('https://graph.microsoft.us/v1.0/'))).toBe(true);
   });
 
   it('rejects a principal id that is not a GUID without calling Azure', async () => {
@@ -667,7 +752,7 @@ describe('the Bicep template', () => {
     expect(sender && moduleOutputSource(sender.value, sender.scope)).toEqual({ module: endpointSource?.module, output: 'senderAddress' });
     // That module holds the resource, which takes Entra ID tokens only.
     const module = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Resources/deployments' && resource.name === endpointSource?.module)?.resource;
-    const service = module?.properties?.template?.resources.find((r) => r.type === 'Microsoft.Communication/communicationServices');
+    const service = module?.properties?.template && [...armResources(module.properties.template)].map(({ resource }) => resource).find((r) => r.type === 'Microsoft.Communication/communicationServices');
     expect(service?.properties?.disableLocalAuth).toBe(true);
     // DefaultAzureCredential in the app picks the identity the template creates.
     expect(set.get('AZURE_CLIENT_ID')?.value).toBe(set.get('AzureWebJobsStorage__clientId')?.value);
@@ -723,5 +808,116 @@ describe('the Bicep template', () => {
     expect(module, String(outputs.senderAddress.value)).not.toBeNull();
     const communication = [...armResources(arm)].find(({ resource }) => resource.name === module?.[1])?.resource;
     expect(String(communication?.properties?.template?.outputs?.senderAddress.value)).toMatch(/^\[format\('DoNotReply@\{0\}'/);
+  });
+});
+
+/** The nested template of a module of main.bicep, with the values main.bicep passes it. */
+function moduleOf(arm: ArmTemplate, name: string): { template: ArmTemplate; scope: ArmScope; resources: ArmResource[] } {
+  const found = [...armResources(arm)].find(({ resource }) => resource.type === 'Microsoft.Resources/deployments' && resource.name === name);
+  const template = found?.resource.properties?.template;
+  if (!found || !template) throw new Error(`main.bicep has no module deployment named ${name}`);
+  const scope: ArmScope = { template, values: found.resource.properties?.parameters ?? {}, parent: found.scope };
+  return { template, scope, resources: [...armResources(template, scope)].map(({ resource }) => resource) };
+}
+
+describe('the watchdog outside the app (infra/app/alerts.bicep)', () => {
+  beforeAll(async () => {
+    const failed = await bicepReady;
+    if (failed) throw failed;
+  }, 300_000);
+
+  it('takes its recipients, interval, missed cycles and pause from the same parameters as the app, and watches the app\'s own Application Insights', (ctx) => {
+    const arm = needTemplate(ctx);
+    const alerts = moduleOf(arm, 'tvsync-alerts');
+    const monitoring = moduleOf(arm, 'tvsync-monitoring');
+    const from = (module: typeof alerts, name: string) => sourceParameter(module.scope.values?.[name]?.value, module.scope.parent!)?.name;
+    expect(from(alerts, 'notifyEmailTo')).toBe('notifyEmailTo');
+    expect(from(alerts, 'syncIntervalMinutes')).toBe('syncIntervalMinutes');
+    expect(from(alerts, 'alertAfterMissedCycles')).toBe('alertAfterMissedCycles');
+    expect(from(alerts, 'syncDisabled')).toBe('syncDisabled');
+    // The same settings reach the app, so the app's emails and Azure Monitor count alike.
+    expect(sourceParameter(setByTemplate().get('NOTIFY_EMAIL_TO')?.value, setByTemplate().get('NOTIFY_EMAIL_TO')!.scope)?.name).toBe('notifyEmailTo');
+    expect(sourceParameter(setByTemplate().get('ALERT_AFTER_MISSED_CYCLES')?.value, setByTemplate().get('ALERT_AFTER_MISSED_CYCLES')!.scope)?.name).toBe('alertAfterMissedCycles');
+    // The component the rules query is the one the monitoring module creates.
+    expect(alerts.scope.values?.appInsightsName?.value).toBe(monitoring.scope.values?.appInsightsName?.value);
+    const rules = alerts.resources.filter((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
+    expect(rules).toHaveLength(2);
+    for (const rule of rules) {
+      const props = rule.properties as Record<string, any>;
+      expect(props.scopes).toEqual(["[resourceId('Microsoft.Insights/components', parameters('appInsightsName'))]"]);
+      expect((rule as ArmResource & { kind?: string }).kind).toBe('LogAlert');
+      expect(props.actions.actionGroups).toBe("[variables('actionGroupIds')]");
+    }
+  });
+
+  it('emails through an action group that exists only when notifyEmailTo names someone, one receiver per address', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const group = alerts.resources.find((r) => r.type === 'Microsoft.Insights/actionGroups') as ArmResource & { condition?: string };
+    expect(group?.condition).toBe("[not(empty(variables('recipients')))]");
+    const vars = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables;
+    expect(vars.recipients).toMatch(/split\(parameters\('notifyEmailTo'\), ','\)/);
+    expect(vars.recipients).toMatch(/trim\(/);
+    expect(vars.actionGroupIds).toMatch(/^\[if\(empty\(variables\('recipients'\)\), createArray\(\), createArray\(resourceId\('Microsoft\.Insights\/actionGroups'/);
+    const receivers = (group.properties as Record<string, any>).copy.find((c: { name: string }) => c.name === 'emailReceivers');
+    expect(receivers.count).toBe("[length(variables('recipients'))]");
+    expect(receivers.input.emailAddress).toBe("[variables('recipients')[copyIndex('emailReceivers')]]");
+  });
+
+  it('alerts when no cycle record with a successful result arrives, in the format the app writes, and is off while the timer is paused', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const rule = alerts.resources.find((r) => r.type === 'Microsoft.Insights/scheduledQueryRules' && String((r.properties as any).displayName).includes('no successful cycle'))!;
+    const props = rule.properties as Record<string, any>;
+    const query = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables[/variables\('(\w+)'\)/.exec(props.criteria.allOf[0].query)![1]!]!;
+    expect(query).toContain(`where message startswith ${JSON.stringify(CYCLE_RECORD_PREFIX)}`);
+    expect(query).toContain(`parse_json(substring(message, strlen(${JSON.stringify(CYCLE_RECORD_PREFIX)})))`);
+    // The app's own "no successful cycle" email counts succeeded and partial cycles (shared/notify/alerts.ts).
+    expect(query).toContain('in ("succeeded", "partial")');
+    expect(fs.readFileSync(path.join(REPO_ROOT, 'shared', 'notify', 'alerts.ts'), 'utf8')).toMatch(/c\.result === 'succeeded' \|\| c\.result === 'partial'/);
+    expect(props.criteria.allOf[0]).toMatchObject({ operator: 'LessThan', threshold: 1, metricMeasureColumn: 'successfulCycles', timeAggregation: 'Total' });
+    expect(props.enabled).toBe("[not(parameters('syncDisabled'))]");
+    expect(props.overrideQueryTimeRange).toBe("[variables('noSuccessRange')]");
+    expect((alerts.template as ArmTemplate & { variables: Record<string, string> }).variables.noSuccessRange).toMatch(/alertTimeRange\(mul\(parameters\('syncIntervalMinutes'\), parameters\('alertAfterMissedCycles'\)\)\)/);
+  });
+
+  it('looks back syncIntervalMinutes x alertAfterMissedCycles, rounded up to a range Azure Monitor offers and at most two days', (ctx) => {
+    needTemplate(ctx);
+    if (alertRanges instanceof Error) throw alertRanges;
+    const minutes: Record<string, number> = { PT15M: 15, PT20M: 20, PT30M: 30, PT45M: 45, PT1H: 60, PT2H: 120, PT3H: 180, PT4H: 240, PT5H: 300, PT6H: 360, P1D: 1440, P2D: 2880 };
+    for (const [interval, cycles, expected] of ALERT_RANGE_CASES) {
+      const got = String(alertRanges?.[`i${interval}x${cycles}`]);
+      expect(got, `${interval} min x ${cycles}`).toBe(expected);
+      // Never earlier than the app would call the cycles missed, unless that is beyond two days.
+      expect(minutes[got]).toBeGreaterThanOrEqual(Math.min(interval * cycles, 2880));
+    }
+  });
+
+  it('alerts on a failed run of the sync timer that functions/ registers', (ctx) => {
+    const alerts = moduleOf(needTemplate(ctx), 'tvsync-alerts');
+    const rule = alerts.resources.find((r) => r.type === 'Microsoft.Insights/scheduledQueryRules' && String((r.properties as any).displayName).includes('sync failed'))!;
+    const props = rule.properties as Record<string, any>;
+    const query = (alerts.template as ArmTemplate & { variables: Record<string, string> }).variables[/variables\('(\w+)'\)/.exec(props.criteria.allOf[0].query)![1]!]!;
+    const timer = /app\.timer\('([^']+)'/.exec(fs.readFileSync(path.join(REPO_ROOT, 'functions', 'sync.ts'), 'utf8'))![1];
+    expect(query).toContain(`where name == "${timer}" and success == false`);
+    expect(props.criteria.allOf[0]).toMatchObject({ operator: 'GreaterThan', threshold: 0, metricMeasureColumn: 'failedInvocations' });
+    expect(props.enabled).toBe(true);
+  });
+
+  it('grants the identity no queue role, since tvsync registers only timer and HTTP triggers (the host needs queues only for blob triggers and Durable Functions)', (ctx) => {
+    const roles = moduleOf(needTemplate(ctx), 'tvsync-roles');
+    const assigned = roles.resources.filter((r) => r.type === 'Microsoft.Authorization/roleAssignments');
+    expect(assigned.length).toBeGreaterThanOrEqual(4);
+    const variables = JSON.stringify((roles.template as ArmTemplate & { variables?: unknown }).variables ?? {});
+    const QUEUE_ROLES = ['974c5e8b-45b9-4653-ba55-5f855dd0fb88', '19e7f393-937e-4f77-808e-94535e297925', '8a0f0c08-91a1-4084-bc3d-661d67233fed', 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'];
+    for (const id of QUEUE_ROLES) expect(variables + JSON.stringify(assigned)).not.toContain(id);
+    const triggers = fs.readdirSync(path.join(REPO_ROOT, 'functions')).flatMap((file) => [...fs.readFileSync(path.join(REPO_ROOT, 'functions', file), 'utf8').matchAll(/\bapp\.(\w+)\(/g)].map((m) => m[1]));
+    expect(new Set(triggers)).toEqual(new Set(['http', 'timer']));
+  });
+
+  it('keeps the cycle record in Application Insights: host.json lets function lines through at Information and never samples traces', () => {
+    const host = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as { logging: { logLevel: Record<string, string>; applicationInsights: { samplingSettings: { excludedTypes: string } } } };
+    // The Node worker's lines arrive in category Function.<name>.User; the most specific prefix rule wins.
+    const level = ['Function.sync.User', 'Function.sync', 'Function', 'default'].map((c) => host.logging.logLevel[c]).find(Boolean);
+    expect(['Trace', 'Debug', 'Information']).toContain(level);
+    expect(host.logging.applicationInsights.samplingSettings.excludedTypes.split(';')).toEqual(expect.arrayContaining(['Request', 'Trace']));
   });
 });

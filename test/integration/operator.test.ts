@@ -107,8 +107,8 @@ describe('tvsync serve', () => {
     expect(after.lastCycle.result).toBe('succeeded');
   });
 
-  it('When POST /api/restart?full=true, then no link is dropped and the next cycle matches everyone again by userName, creating nobody', async () => {
-    const res = await post('restart?full=true');
+  it('When POST /api/restart {"full": true}, then no link is dropped and the next cycle matches everyone again by userName, creating nobody', async () => {
+    const res = await post('restart', { full: true });
     const body = (await res.json()) as { restarted: boolean; full: boolean; rematching: number; stagedKept: number };
     expect(res.status).toBe(200);
     expect(body).toMatchObject({ restarted: true, full: true, stagedKept: 0 });

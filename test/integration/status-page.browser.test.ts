@@ -1,5 +1,5 @@
 /**
- * The status page as an admin sees it: GET /api/status from the real handler (functions/status.ts,
+ * The status page as an admin sees it: GET /api/status from the real handler (shared/handlers/status.ts,
  * @azure/functions in test mode) over loopback HTTP, state in Azurite, opened in a real headless
  * Chromium emulating a 375 px phone. Cycles are written to state through the app's own store, as
  * a cycle would write them, so the page shows what the handler read.
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusHandler } from '../../functions/status';
+import { statusHandler } from '../../shared/handlers/status';
 import { getApp, resetRuntime } from '../../shared/runtime';
 import { HEALTH_LOOK } from '../../shared/status-page';
 import type { StateStore } from '../../shared/state/store';

@@ -51,7 +51,8 @@ export interface ArmResource {
 
 export interface ArmTemplate {
   parameters?: Record<string, ArmParameter>;
-  resources: ArmResource[];
+  /** A list, or (languageVersion 2.0, e.g. a module that imports a function) resources by symbolic name. */
+  resources: ArmResource[] | Record<string, ArmResource>;
   outputs?: Record<string, { type: string; value: unknown }>;
 }
 
@@ -108,8 +109,7 @@ export interface ArmScope {
 
 /** Every resource of the template and of its modules (nested deployments), with its scope. */
 export function* armResources(template: ArmTemplate, scope: ArmScope = { template }): Generator<{ resource: ArmResource; scope: ArmScope }> {
-  if (!Array.isArray(template.resources)) throw new Error('ARM template with symbolic resource names is not supported here');
-  for (const resource of template.resources) {
+  for (const resource of Array.isArray(template.resources) ? template.resources : Object.values(template.resources)) {
     yield { resource, scope };
     const nested = resource.type === 'Microsoft.Resources/deployments' ? resource.properties?.template : undefined;
     if (nested) yield* armResources(nested, { template: nested, values: resource.properties?.parameters ?? {}, parent: scope });

@@ -78,15 +78,35 @@ describe('formatLogs: csv', () => {
     for (const evil of ['=HYPERLINK("http://evil.example","x")', '+1+1', '-2+3', '@SUM(A1)', '\t=1', '\r=1']) {
       const csv = formatLogs([record({ userPrincipalName: evil, reason: evil })], 'csv');
       const cells = parseCsv(csv)[1]!;
-      expect(cells[7]).toBe(`'${evil}`);
-      expect(cells[11]).toBe(`'${evil}`);
+      // A CR is a trigger and also starts a cell, so what follows it is defused too.
+      const expected = evil === '\r=1' ? "'\r'=1" : `'${evil}`;
+      expect(cells[7]).toBe(expected);
+      expect(cells[11]).toBe(expected);
     }
-    // Only the first character matters: these are plain text.
+    // A trigger inside the text is plain text; spaces before one do not hide it (importers trim them).
     expect(csvCell('a=b')).toBe('a=b');
-    expect(csvCell(' =1')).toBe(' =1');
+    expect(csvCell('a-b; c+d')).toBe('"a-b; c+d"');
+    expect(csvCell(' =1')).toBe("' =1");
+    expect(csvCell('\uff1dHYPERLINK("x")')).toBe('"\'\uff1dHYPERLINK(""x"")"');
     expect(csvCell(null)).toBe('');
     // A changes summary starts with the attribute name, but a hostile name is defused too.
     expect(parseCsv(formatLogs([record({ modifiedProperties: [{ name: '=cmd', old: null, new: 'x' }] })], 'csv'))[1]![9]).toBe(`'=cmd: (none) → "x"`);
+  });
+
+  it('When a hostile value hides a formula after a line feed, a CR or a ";", then every place a cell can start is defused', () => {
+    const evil = 'Ada\n=HYPERLINK("http://evil.example","x");@SUM(A1)\r+cmd|\' /C calc\'!A0; -2+3';
+    const csv = formatLogs([record({ reason: evil, userPrincipalName: `ok;=1+1` })], 'csv');
+    const defused = (cell: string) => !/(^|[\n\r;])[ ]*[=+\-@]/.test(cell);
+    // An RFC 4180 reader gets one cell back, with an apostrophe at each cell start.
+    const cells = parseCsv(csv)[1]!;
+    expect(cells[11]).toBe('Ada\n\'=HYPERLINK("http://evil.example","x");\'@SUM(A1)\r\'+cmd|\' /C calc\'!A0;\' -2+3');
+    expect(cells[7]).toBe("ok;'=1+1");
+    // A spreadsheet whose list separator is ";" splits there, ignoring our quotes mid-cell.
+    const semicolonCells = csv.split('\r\n')[1]!.split(';');
+    expect(semicolonCells.length).toBeGreaterThan(3);
+    expect(semicolonCells.filter((cell) => !defused(cell))).toEqual([]);
+    // An importer that splits lines before it reads cells sees each line start defused.
+    expect(csv.split(/\r\n|\n|\r/).filter((line) => !defused(line))).toEqual([]);
   });
 
   it('When there are no records, then the CSV is the header row alone', () => {
@@ -131,12 +151,14 @@ describe('formatLogs: table', () => {
     expect(lines.every((line) => line === line.trimEnd())).toBe(true);
   });
 
-  it('When a value carries control characters, then the table shows them escaped and stays one line per record', () => {
-    const table = formatLogs([record({ userPrincipalName: 'evil\u001b[2J@x', reason: 'line one\nline two' })], 'table');
-    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+  it('When a value carries escape sequences or control characters, then the table drops the sequences, shows the rest escaped and stays one line per record', () => {
+    const table = formatLogs([record({ userPrincipalName: 'evil\u001b[2J@x\u0007', reason: 'line one\nline two \u202eevil', teamViewerId: '\u001b]8;;https://evil.example\u0007u1\u001b]8;;\u0007' })], 'table');
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
     expect(table.trimEnd().split('\n')).toHaveLength(2);
-    expect(table).toContain('evil\\u001b[2J@x');
-    expect(table).toContain('line one\\u000aline two');
+    expect(table).toContain('evil@x\\u0007');
+    expect(table).toContain(' u1 ');
+    expect(table).not.toContain('evil.example');
+    expect(table).toContain('line one\\u000aline two \\u202eevil');
   });
 
   it('When there are no records, then it says so', () => {
@@ -149,8 +171,11 @@ describe('formatLogs: json', () => {
     const records = [
       record(),
       record({ teamViewerId: null, modifiedProperties: [{ name: 'active', old: null, new: true }], durationMs: null, reason: 'ünïcode "quoted"\n' }),
+      record({ userPrincipalName: 'a\u009b2J\u202e\u2028b@x', reason: '\u001b]0;title\u0007' }),
     ];
     expect(JSON.parse(formatLogs(records, 'json'))).toEqual(records);
+    // Lossless, yet nothing a terminal acts on is written raw.
+    expect(formatLogs(records, 'json')).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202e]/u);
     expect(JSON.parse(formatLogs([], 'json'))).toEqual([]);
   });
 });

@@ -51,6 +51,21 @@ describe('attribute mappings', () => {
     expect(() => parseMappings(typeof json === 'string' ? json : JSON.stringify(json))).toThrow(message);
   });
 
+  it.each(['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf', 'Constructor '])(
+    'rejects the target %j like any unknown target (no key of Object.prototype passes as one)',
+    (target) => {
+      // Raw JSON text, as the setting holds it: JSON.parse keeps "__proto__" as an own key.
+      const json = `[{"target": ${JSON.stringify(target)}, "constant": "x"}, {"target": "userName", "source": "userPrincipalName"}]`;
+      expect(() => parseMappings(json)).toThrow(`mapping 1: target ${JSON.stringify(target)} is not one of userName, displayName`);
+    },
+  );
+
+  it.each(['__proto__', 'constructor', 'toString'])('rejects %j as a source, an expression attribute and a scoping attribute', (name) => {
+    expect(() => parseMappings(`[{"target": "userName", "source": ${JSON.stringify(name)}}]`)).toThrow(`source ${JSON.stringify(name)} is not an Entra user attribute`);
+    expect(() => parseMappings([{ target: 'userName', expression: `ToLower([${name}])` }])).toThrow(MappingConfigError);
+    expect(() => parseScopingFilters(`[{"clauses": [{"attribute": ${JSON.stringify(name)}, "operator": "EQUALS", "value": "x"}]}]`)).toThrow(`unknown attribute ${name}`);
+  });
+
   it('reports every bad mapping at once', () => {
     try {
       parseMappings([{ target: 'phone' }, { target: 'displayName', source: 'nope' }, { target: 'active', constant: 1 }]);

@@ -242,7 +242,7 @@ describe('parsing the SCOPING_FILTERS setting', () => {
     ['an unknown operator', [{ name: 'Sales only', clauses: [{ attribute: 'department', operator: 'EQUALS', value: 'Sales' }, { attribute: 'department', operator: 'REGEXX', value: 'x' }] }],
       'filter 1 "Sales only", clause 2 (department REGEXX "x"): unknown operator REGEXX'],
     ['a bad regex', [{ clauses: [{ attribute: 'mail', operator: 'REGEX MATCH', value: '([a-z' }] }],
-      'filter 1, clause 1 (mail REGEX MATCH "([a-z"): invalid regular expression "([a-z": Unterminated character class'],
+      'filter 1, clause 1 (mail REGEX MATCH "([a-z"): invalid regular expression "([a-z": missing closing ]: `[a-z`'],
     ['an unknown attribute', [{ clauses: [{ attribute: 'manager', operator: 'IS NULL' }] }],
       'filter 1, clause 1 (manager IS NULL): unknown attribute manager'],
     ['a missing value', [{ clauses: [{ attribute: 'department', operator: 'EQUALS' }] }],
@@ -309,7 +309,7 @@ describe('parsing the SCOPING_FILTERS setting', () => {
     expect(error.problems).toEqual([
       { filterIndex: 0, clauseIndex: 1, message: 'filter 1 "Sales only", clause 2 (department REGEXX "x"): unknown operator REGEXX' },
       { filterIndex: 1, clauseIndex: 0, message: 'filter 2 "US", clause 1 (countryy EQUALS "US"): unknown attribute countryy' },
-      { filterIndex: 1, clauseIndex: 1, message: 'filter 2 "US", clause 2 (mail REGEX MATCH "("): invalid regular expression "(": Unterminated group' },
+      { filterIndex: 1, clauseIndex: 1, message: 'filter 2 "US", clause 2 (mail REGEX MATCH "("): invalid regular expression "(": missing closing ): `(`' },
       { filterIndex: 2, clauseIndex: null, message: 'filter 3: needs at least one clause in "clauses"' },
     ]);
     expect(error.filterIndex).toBe(0);
@@ -318,7 +318,7 @@ describe('parsing the SCOPING_FILTERS setting', () => {
       'SCOPING_FILTERS is invalid (4 problems):',
       '- filter 1 "Sales only", clause 2 (department REGEXX "x"): unknown operator REGEXX',
       '- filter 2 "US", clause 1 (countryy EQUALS "US"): unknown attribute countryy',
-      '- filter 2 "US", clause 2 (mail REGEX MATCH "("): invalid regular expression "(": Unterminated group',
+      '- filter 2 "US", clause 2 (mail REGEX MATCH "("): invalid regular expression "(": missing closing ): `(`',
       '- filter 3: needs at least one clause in "clauses"',
     ]);
   });

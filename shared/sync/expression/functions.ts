@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CallNode, Node } from './ast';
 import { normalizeDiacritics } from './diacritics';
-import { compileDotNetRegex, RegexSyntaxError } from './regex';
+import { DirectoryRegex, RegexSyntaxError, type RegexMatch } from './regex';
 import {
   asBoolean, ConversionError, describe, type ExpressionValue, isNullOrEmpty, toInteger, toText,
 } from './values';
@@ -92,23 +92,22 @@ function caseFunction(name: string, lower: boolean): FunctionSpec {
   };
 }
 
-// Compiled patterns by flags + pattern: a mapping runs the same few patterns for every user.
-// Safe to share: String.replace and matchAll reset or copy lastIndex, and exec runs without `g`.
-const compiled = new Map<string, RegExp>();
+// Compiled patterns: a mapping runs the same few patterns for every user (a compiled pattern
+// keeps no state between calls, so one object serves them all).
+const compiled = new Map<string, DirectoryRegex>();
 
-function regexAt(args: Args, index: number, flags: string): RegExp {
+function regexAt(args: Args, index: number): DirectoryRegex {
   const pattern = text(args, index, 'regexPattern');
   if (pattern === null) throw new ConversionError('regexPattern is null');
-  const key = `${flags}/${pattern}`;
-  let regex = compiled.get(key);
+  let regex = compiled.get(pattern);
   if (!regex) {
     try {
-      regex = compileDotNetRegex(pattern, flags);
+      regex = DirectoryRegex.compile(pattern);
     } catch (error) {
       throw new ConversionError(error instanceof Error ? error.message : String(error));
     }
     if (compiled.size >= 500) compiled.clear();
-    compiled.set(key, regex);
+    compiled.set(pattern, regex);
   }
   return regex;
 }
@@ -117,18 +116,19 @@ function regexAt(args: Args, index: number, flags: string): RegExp {
  * Expands a .NET replacement pattern for one match: $$, $n, ${name} (also ${n}), $&, $`, $', $+, $_.
  * Anything else, and references to groups the pattern lacks, stay literal as in .NET.
  */
-export function expandDotNetReplacement(replacement: string, match: RegExpExecArray, input: string): string {
-  const groupByNumber = (n: number): string | undefined => (n < match.length ? match[n] ?? '' : undefined);
+export function expandDotNetReplacement(replacement: string, match: RegexMatch, input: string, groupNames: readonly string[]): string {
+  const groups = match.groups;
+  const groupByNumber = (n: number): string | undefined => (n < groups.length ? groups[n] ?? '' : undefined);
   return replacement.replace(/\$(\$|\{([^}]*)\}|(\d+)|&|`|'|_|\+)/g, (whole, token: string, name?: string, digits?: string) => {
     if (token === '$') return '$';
-    if (token === '&') return match[0];
+    if (token === '&') return groups[0] ?? '';
     if (token === '`') return input.slice(0, match.index);
-    if (token === "'") return input.slice(match.index + match[0].length);
+    if (token === "'") return input.slice(match.end);
     if (token === '_') return input;
-    if (token === '+') return match.length > 1 ? match[match.length - 1] ?? '' : '';
+    if (token === '+') return groups.length > 1 ? groups[groups.length - 1] ?? '' : '';
     if (name !== undefined) {
       if (/^\d+$/.test(name)) return groupByNumber(Number(name)) ?? whole;
-      if (match.groups && Object.prototype.hasOwnProperty.call(match.groups, name)) return match.groups[name] ?? '';
+      if (groupNames.includes(name)) return match.named(name) ?? '';
       return whole;
     }
     if (digits !== undefined) {
@@ -167,9 +167,7 @@ function checkReplace(call: CallNode, fail: CheckFail): void {
     const pattern = literalString(call.args[2]);
     const group = literalString(call.args[3]);
     if (pattern !== undefined && group !== undefined) {
-      // An always-matching alternative makes exec('') return a `groups` object naming every group.
-      const groups = new RegExp(`(?:${compileDotNetRegex(pattern).source})|`).exec('')?.groups ?? {};
-      if (!Object.prototype.hasOwnProperty.call(groups, group)) {
+      if (!DirectoryRegex.compile(pattern).groupNames().includes(group)) {
         fail(`Replace: the regexPattern has no group named ${JSON.stringify(group)}`, call.args[3]);
       }
     }
@@ -222,21 +220,26 @@ const replace: FunctionSpec = {
       case 'regex': {
         const source = text(args, 0, 'source');
         if (source === null) return null;
-        const regex = regexAt(args, 2, 'g');
+        const regex = regexAt(args, 2);
         const replacement = text(args, 4, 'replacementValue') ?? '';
-        return source.replace(regex, (...parts: unknown[]) => expandDotNetReplacement(replacement, toExecArray(parts, source), source));
+        let out = '';
+        let last = 0;
+        for (const match of regex.matchAll(source)) {
+          out += source.slice(last, match.index) + expandDotNetReplacement(replacement, match, source, regex.groupNames());
+          last = match.end;
+        }
+        return out + source.slice(last);
       }
       case 'regex-group': {
         // Undocumented: the replacementValue is inserted literally in place of the group's text.
         const source = text(args, 0, 'source');
         if (source === null) return null;
-        const regex = regexAt(args, 2, 'gd');
         const group = text(args, 3, 'regexGroupName') ?? '';
         const replacement = text(args, 4, 'replacementValue') ?? '';
         let out = '';
         let last = 0;
-        for (const match of source.matchAll(regex)) {
-          const span = match.indices?.groups?.[group];
+        for (const match of regexAt(args, 2).matchAll(source)) {
+          const span = match.span(group);
           if (!span) continue;
           out += source.slice(last, span[0]) + replacement;
           last = span[1];
@@ -249,24 +252,13 @@ const replace: FunctionSpec = {
         if (source !== null && source !== '') return source;
         const from = text(args, 5, 'replacementAttributeName');
         if (from === null) return null;
-        const match = regexAt(args, 2, '').exec(from);
-        return match?.groups?.[text(args, 3, 'regexGroupName') ?? ''] ?? null;
+        return regexAt(args, 2).exec(from)?.named(text(args, 3, 'regexGroupName') ?? '') ?? null;
       }
       default:
         throw new ConversionError('the call was not checked by the parser');
     }
   },
 };
-
-/** Rebuilds a RegExpExecArray from String.replace's callback arguments. */
-function toExecArray(parts: unknown[], input: string): RegExpExecArray {
-  const hasGroups = typeof parts[parts.length - 1] === 'object' && parts[parts.length - 1] !== null;
-  const groups = hasGroups ? (parts[parts.length - 1] as Record<string, string | undefined>) : undefined;
-  const indexAt = parts.length - (hasGroups ? 3 : 2);
-  const captures = parts.slice(0, indexAt) as (string | undefined)[];
-  const match = Object.assign([...captures], { index: parts[indexAt] as number, input, groups }) as unknown as RegExpExecArray;
-  return match;
-}
 
 function checkSwitch(call: CallNode, fail: CheckFail): void {
   const n = call.args.length;
@@ -525,7 +517,7 @@ export function checkLiteral(kind: ParamSpec['kind'], node: Node): string | null
   }
   if (kind === 'regex' && node.kind === 'string') {
     try {
-      compileDotNetRegex(node.value);
+      DirectoryRegex.compile(node.value);
     } catch (error) {
       return error instanceof RegexSyntaxError ? error.message : String(error);
     }
