@@ -140,9 +140,6 @@ function groupError(error: unknown, subject: Subject): unknown {
       if (!error.mayHaveApplied) return error;
       return make('TEAMVIEWER_TRANSIENT', `TeamViewer gave no complete answer (${error.detail ?? 'connection lost'}) while trying to `
         + `${subject.action}. The change may or may not have been made; list the user groups before trying again.`);
-    case 'TEAMVIEWER_TIMEOUT':
-      if (!error.mayHaveApplied) return error;
-      return make('TEAMVIEWER_TIMEOUT', `${error.message} The change may or may not have been made; list the user groups before trying again.`);
     default:
       return error;
   }

@@ -92,11 +92,11 @@ describe('TeamViewer user groups through the client', () => {
       expect(error.message).toContain(`user group ${gone.id}`);
     });
 
-    it('When the answer to a create never comes, then it is not sent again: TEAMVIEWER_TIMEOUT with mayHaveApplied, and the group is there to adopt', async () => {
+    it('When the answer to a create is lost, then it is not sent again: TEAMVIEWER_TRANSIENT with mayHaveApplied, and the group is there to adopt', async () => {
       em.inject({ kind: 'timeout', times: 1, method: 'POST', pathIncludes: '/usergroups', applyFirst: true });
       const { client, groups: slow } = clients(em, { timeoutMs: 150 });
       const error = await failure(slow.createGroup('Maybe made'));
-      expect(error).toMatchObject({ code: 'TEAMVIEWER_TIMEOUT', mayHaveApplied: true, method: 'POST' });
+      expect(error).toMatchObject({ code: 'TEAMVIEWER_TRANSIENT', mayHaveApplied: true, method: 'POST' });
       expect(error.message).toMatch(/list the user groups before trying again/);
       expect(em.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
       expect(client.stats.retries).toBe(0);
