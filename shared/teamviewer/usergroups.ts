@@ -13,7 +13,7 @@
  *   100 ids and report each call that succeeded (onBatch) before the next is sent, so a caller can
  *   record exactly what was written even when a later call fails.
  * - createGroup is never sent twice: a create whose answer was lost throws TEAMVIEWER_TRANSIENT
- *   with mayHaveApplied (list the groups before creating again), and a name already in use throws
+ *   (or TEAMVIEWER_TIMEOUT, when no answer came in time) with mayHaveApplied (list the groups before creating again), and a name already in use throws
  *   TEAMVIEWER_GROUP_NAME_TAKEN (list the groups and adopt). Rename, delete, member and role calls
  *   can be repeated without harm and are retried like reads.
  * - A 403 that is not throttling is TEAMVIEWER_GROUPS_FORBIDDEN, naming the missing right
@@ -137,8 +137,9 @@ function groupError(error: unknown, subject: Subject): unknown {
       return make('TEAMVIEWER_NOT_FOUND', `TeamViewer has no user group ${subject.groupId} (${said(error)}) while trying to `
         + `${subject.action}: it may have been deleted in the TeamViewer Management Console.`);
     case 'TEAMVIEWER_TRANSIENT':
+    case 'TEAMVIEWER_TIMEOUT':
       if (!error.mayHaveApplied) return error;
-      return make('TEAMVIEWER_TRANSIENT', `TeamViewer gave no complete answer (${error.detail ?? 'connection lost'}) while trying to `
+      return make(error.code, `TeamViewer gave no complete answer (${error.detail ?? (error.code === 'TEAMVIEWER_TIMEOUT' ? 'no answer in time' : 'connection lost')}) while trying to `
         + `${subject.action}. The change may or may not have been made; list the user groups before trying again.`);
     default:
       return error;
@@ -166,7 +167,7 @@ export class TeamViewerUserGroups {
 
   /**
    * Creates a group. TEAMVIEWER_GROUP_NAME_TAKEN: the name is in use (list and adopt);
-   * TEAMVIEWER_TRANSIENT with mayHaveApplied: the answer was lost (list before creating again).
+   * TEAMVIEWER_TRANSIENT or TEAMVIEWER_TIMEOUT with mayHaveApplied: the answer was lost (list before creating again).
    */
   createGroup(name: string): Promise<TeamViewerGroup> {
     const action = `create user group ${JSON.stringify(name)}`;

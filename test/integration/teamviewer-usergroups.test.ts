@@ -92,15 +92,24 @@ describe('TeamViewer user groups through the client', () => {
       expect(error.message).toContain(`user group ${gone.id}`);
     });
 
-    it('When the answer to a create is lost, then it is not sent again: TEAMVIEWER_TRANSIENT with mayHaveApplied, and the group is there to adopt', async () => {
+    it('When the answer to a create does not come in time, then it is not sent again: TEAMVIEWER_TIMEOUT with mayHaveApplied, and the group is there to adopt', async () => {
       em.inject({ kind: 'timeout', times: 1, method: 'POST', pathIncludes: '/usergroups', applyFirst: true });
       const { client, groups: slow } = clients(em, { timeoutMs: 150 });
       const error = await failure(slow.createGroup('Maybe made'));
-      expect(error).toMatchObject({ code: 'TEAMVIEWER_TRANSIENT', mayHaveApplied: true, method: 'POST' });
+      expect(error).toMatchObject({ code: 'TEAMVIEWER_TIMEOUT', mayHaveApplied: true, method: 'POST' });
       expect(error.message).toMatch(/list the user groups before trying again/);
       expect(em.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
       expect(client.stats.retries).toBe(0);
       expect((await slow.listGroups()).filter((g) => g.name === 'Maybe made')).toHaveLength(1);
+    });
+
+    it('When the connection drops after a create was carried out, then it is not sent again: TEAMVIEWER_TRANSIENT with mayHaveApplied', async () => {
+      em.inject({ kind: 'reset', times: 1, method: 'POST', pathIncludes: '/usergroups', applyFirst: true });
+      const error = await failure(groups.createGroup('Dropped answer'));
+      expect(error).toMatchObject({ code: 'TEAMVIEWER_TRANSIENT', mayHaveApplied: true, method: 'POST' });
+      expect(error.message).toMatch(/list the user groups before trying again/);
+      expect(em.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+      expect((await groups.listGroups()).filter((g) => g.name === 'Dropped answer')).toHaveLength(1);
     });
 
     it('When the answer to a delete is lost, then the delete is sent again and reports the group already gone', async () => {
