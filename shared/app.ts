@@ -191,7 +191,7 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     return links.length;
   };
 
-  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine, timeBudgetSeconds: settings.cycleTimeBudgetSeconds };
+  const deps = { entra, teamViewer, state: store, logger, concurrency: settings.teamViewerConcurrency * 2, config: settings.sync, guard: settings.guard, intervalMinutes: settings.syncIntervalMinutes, logs, quarantine: settings.quarantine, timeBudgetSeconds: settings.cycleTimeBudgetSeconds, callTimeoutSeconds: settings.teamViewerTimeoutSeconds, driftCheck: settings.driftCheck };
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.

@@ -18,7 +18,10 @@
 import type { Logger } from '../log';
 import { redactText } from '../log';
 import { mapWithConcurrency } from '../http/pool';
+import { raceAbort } from '../http/timeout';
 import { configHash, mapUser, diff, DEFAULT_SYNC_CONFIG, attributesNeeded, type AttributeChange, type SyncConfig } from './mapping';
+import { comparedAttributes, findDrift, markDrift, refreshed, type DriftAttribute, type DriftCheck, type LinkRefresh } from './drift';
+import { cycleDeadline, isCycleDeadline } from './deadline';
 import { deactivates, plan, type Action, type ActionKind, type Plan } from './planner';
 import { DEFAULT_QUARANTINE, describeQuarantine, nextQuarantine, QUARANTINE_KEY, type Quarantine, type QuarantineSettings } from './quarantine';
 import { logRecordFromAction, type ProvisioningLogRecord } from '../state/logs';
@@ -31,38 +34,47 @@ import {
   type CycleCounts,
   type CycleKind,
   type CycleRecord,
+  type DriftRepair,
   type Escrow,
   type Link,
+  type LinkDigest,
   type TeamViewerPatch,
   type TeamViewerUser,
   type TeamViewerUserDraft,
   type UserFailure,
 } from './model';
 
+/** Every read and call the cycle makes can be stopped: by the cycle's deadline. */
+interface Stoppable {
+  signal?: AbortSignal;
+}
+
 /** What the cycle needs from Entra (EntraReader implements it). */
 export interface EntraSource {
-  readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] }): Promise<{ users: AssignedUser[] }>;
+  readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] } & Stoppable): Promise<{ users: AssignedUser[] }>;
   /** Which of these object ids are soft-deleted (in the directory's deleted items). */
-  readDeletedUserIds(ids: string[]): Promise<Set<string>>;
-  readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; requests: number }>;
-  readUserChanges(deltaLink: string | null, attributes?: readonly string[]): Promise<{ changed: unknown[]; removed: unknown[]; deltaLink: string; requests: number }>;
-  readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null): Promise<{ added: unknown[]; removed: unknown[]; removedGroups: string[]; groupsWithNestedChanges: string[]; deltaLink: string; requests: number }>;
+  readDeletedUserIds(ids: string[], options?: Stoppable): Promise<Set<string>>;
+  readAssignmentFingerprint(options?: Stoppable): Promise<{ fingerprint: string; groupIds: string[]; requests: number }>;
+  readUserChanges(deltaLink: string | null, attributes?: readonly string[], options?: Stoppable): Promise<{ changed: unknown[]; removed: unknown[]; deltaLink: string; requests: number }>;
+  readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null, options?: Stoppable): Promise<{ added: unknown[]; removed: unknown[]; removedGroups: string[]; groupsWithNestedChanges: string[]; deltaLink: string; requests: number }>;
 }
 
 /** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
 export interface TeamViewerTarget {
-  listUsers(): Promise<TeamViewerUser[]>;
-  findByUserName(userName: string): Promise<TeamViewerUser[]>;
-  createUser(draft: TeamViewerUserDraft): Promise<TeamViewerUser>;
-  patchUser(id: string, patch: TeamViewerPatch): Promise<TeamViewerUser>;
-  getUser(id: string): Promise<TeamViewerUser | null>;
-  getTokenOwner(): Promise<{ id: string; userName: string } | null>;
-  testConnection(): Promise<void>;
+  listUsers(options?: Stoppable): Promise<TeamViewerUser[]>;
+  findByUserName(userName: string, options?: Stoppable): Promise<TeamViewerUser[]>;
+  createUser(draft: TeamViewerUserDraft, options?: Stoppable): Promise<TeamViewerUser>;
+  patchUser(id: string, patch: TeamViewerPatch, options?: Stoppable): Promise<TeamViewerUser>;
+  getUser(id: string, options?: Stoppable): Promise<TeamViewerUser | null>;
+  getTokenOwner(options?: Stoppable): Promise<{ id: string; userName: string } | null>;
+  testConnection(options?: Stoppable): Promise<void>;
 }
 
 /** What the cycle needs from state (StateStore implements it). */
 export interface CycleState extends GuardStore {
   listLinks(): Promise<Link[]>;
+  /** Every link with only what the drift check compares (a quiet cycle reads these). */
+  listLinkDigests(): Promise<LinkDigest[]>;
   putLink(link: Link): Promise<void>;
   deleteLink(entraId: string): Promise<void>;
   createCycle(c: CycleRecord): Promise<void>;
@@ -92,8 +104,16 @@ export interface CycleDeps {
   guard?: GuardSettings;
   /** SYNC_INTERVAL_MINUTES: the unit of an escrow's back-off. */
   intervalMinutes?: number;
-  /** CYCLE_TIME_BUDGET_SECONDS: stop starting work after this long; the next heartbeat continues. */
+  /**
+   * CYCLE_TIME_BUDGET_SECONDS, from the cycle's start: reads must end by then (else the cycle
+   * fails), no work starts after it (the next heartbeat continues), and calls still in flight are
+   * cut off `callTimeoutSeconds` later.
+   */
   timeBudgetSeconds?: number;
+  /** TEAMVIEWER_TIMEOUT_SECONDS: how long a call in flight may outlive the time budget (default 30). */
+  callTimeoutSeconds?: number;
+  /** DRIFT_CHECK (default every-cycle): when hand edits in TeamViewer are looked for and put back. */
+  driftCheck?: DriftCheck;
   /** QUARANTINE_FAILURE_PERCENT and QUARANTINE_MIN_FAILURES. */
   quarantine?: QuarantineSettings;
   /** Where each user change is logged (Entra's provisioning logs). */
@@ -120,6 +140,8 @@ export interface ActionReport {
   changes: AttributeChange[];
   reason?: string;
   error?: { code: string; message: string };
+  /** The action puts back a change made in TeamViewer by hand (the reason says which). */
+  drift?: true;
 }
 
 export interface CycleReport {
@@ -139,6 +161,18 @@ export interface CycleReport {
 export const HEARTBEAT_STALE_MS = 2 * 60_000;
 const HEARTBEAT_EVERY_MS = 15_000;
 const MAX_FAILURES_KEPT = 50;
+const MAX_DRIFT_KEPT = 20;
+/**
+ * Links a full cycle records anew at most (drift the planner leaves alone, values an older version
+ * never recorded): state writes that change nothing in TeamViewer, so they never crowd out real work.
+ */
+const MAX_REFRESHES = 1_000;
+/** How the cycle's phases read in a CYCLE_BUDGET_EXCEEDED message. */
+const READING: Record<string, string> = {
+  'reading Entra ID': 'reading Entra ID (Microsoft Graph)',
+  'reading TeamViewer': "reading TeamViewer's users and tvsync's links (Table Storage)",
+  planning: 'planning (looking up deleted users in Microsoft Graph, reading the guard state)',
+};
 /**
  * Errors after which no further TeamViewer write is attempted in this cycle: a rejected token,
  * or a token that may not create users. A 403 on one PATCH (e.g. a TeamViewer administrator the
@@ -226,6 +260,16 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
   };
   const heartbeat = setInterval(() => void beat(), HEARTBEAT_EVERY_MS);
   heartbeat.unref();
+  // A dry run is a person waiting at a terminal, not the host's time limit: it has no deadline.
+  const deadline = cycleDeadline({
+    budgetSeconds: dryRun ? undefined : deps.timeBudgetSeconds,
+    graceSeconds: deps.callTimeoutSeconds ?? 30,
+    startedAt: startedAt.getTime(),
+    doing: () => READING[record.phase ?? ''] ?? record.phase ?? 'reading',
+  });
+  const reading = deadline.reading;
+  const driftCheck = deps.driftCheck ?? 'every-cycle';
+  const compared = comparedAttributes(config);
 
   try {
     progress('reading Entra ID');
@@ -237,34 +281,43 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       canSkip: kind === 'incremental' && lastCycle?.result === 'succeeded' && !lastCycle.budgetReached && !guardBefore?.value.staged && !guardBefore?.value.allowance && !config.expandNestedGroups && escrows.size === 0,
       configHash: hash,
       now: startedAt,
+      signal: reading,
     }, cycleId);
     if (delta?.expired && kind === 'incremental') {
       kind = 'initial';
       record.kind = 'initial';
       log.warn(`cycle ${cycleId}: the Graph delta token expired; this is a new initial cycle`, { cycleId });
     }
+    // Users TeamViewer listed in a quiet cycle that found drift: the full read below plans from it.
+    let listed: TeamViewerUser[] | null = null;
     if (delta?.unchanged) {
-      // Nothing changed in Entra: no full read, no plan. The token is still checked, so a revoked
-      // token is noticed this cycle and not at the next change.
+      // Nothing changed in Entra: no full read, no plan — unless TeamViewer was changed by hand.
       progress('reading TeamViewer');
-      await deps.teamViewer.testConnection();
-      // Nothing changed since the last cycle, which succeeded: everything it left in place is still
-      // in place. Carried over from its counts (no need to read every link for a number).
-      const prev = lastCycle?.counts;
-      record.imported = lastCycle?.imported ?? 0;
-      record.counts.unchanged = prev ? prev.unchanged + prev.created + prev.updated + prev.enabled + prev.disabled + prev.linked : 0;
-      record.result = 'succeeded';
-      await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag);
-      log.info(`cycle ${cycleId}: nothing changed in Entra ID since the last cycle (${delta.requests} Graph requests); nothing to write`, { cycleId, graphRequests: delta.requests });
-      throw new NothingChanged();
+      const check = await checkDrift(deps, driftCheck, compared, reading);
+      if (!check.found) {
+        // Nothing changed since the last cycle, which succeeded: everything it left in place is still
+        // in place. Carried over from its counts (no need to read every link for a number).
+        const prev = lastCycle?.counts;
+        record.imported = lastCycle?.imported ?? 0;
+        record.counts.unchanged = prev ? prev.unchanged + prev.created + prev.updated + prev.enabled + prev.disabled + prev.linked : 0;
+        record.result = 'succeeded';
+        await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag);
+        log.info(`cycle ${cycleId}: nothing changed in Entra ID since the last cycle (${delta.requests} Graph requests)${check.listed ? ' nor in TeamViewer' : ''}; nothing to write`, { cycleId, graphRequests: delta.requests });
+        throw new NothingChanged();
+      }
+      log.info(`cycle ${cycleId}: ${check.drifted} managed user(s) changed in TeamViewer by hand and ${check.vanished} no longer listed; reading Entra ID to put them back`, { cycleId, drifted: check.drifted, vanished: check.vanished });
+      listed = check.listed;
+      delta.watermark.lastFullReadAt = startedAt.toISOString();
+      progress('reading Entra ID');
     }
-    const { users } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config) });
+    const { users } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config), signal: reading });
     record.imported = users.length;
     progress('reading TeamViewer');
     const [links, teamViewer, owner] = await Promise.all([
-      deps.state.listLinks(),
-      deps.teamViewer.listUsers(),
-      deps.teamViewer.getTokenOwner().catch((err) => {
+      raceAbort(deps.state.listLinks(), reading),
+      listed ?? deps.teamViewer.listUsers({ signal: reading }),
+      deps.teamViewer.getTokenOwner({ signal: reading }).catch((err) => {
+        if (reading.aborted) throw err;
         log.warn('could not find the account that owns the TeamViewer token', { cycleId, error: errorInfo(err).message });
         return null;
       }),
@@ -279,9 +332,14 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     // (and are deactivated even with SKIP_OUT_OF_SCOPE_DELETIONS).
     const read = new Set(users.map((u) => u.id.toLowerCase()));
     const unseen = links.filter((l) => !read.has(l.entraId.toLowerCase())).map((l) => l.entraId);
-    const deleted = unseen.length > 0 ? await deps.entra.readDeletedUserIds(unseen) : new Set<string>();
+    const deleted = unseen.length > 0 ? await deps.entra.readDeletedUserIds(unseen, { signal: reading }) : new Set<string>();
     const goneReasons = new Map([...deleted].map((id) => [id, 'deleted in Entra ID (soft-deleted: restorable for 30 days)']));
     const result = plan({ users: desired, links, teamViewer, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: config.skipOutOfScopeDeletions, goneReasons });
+    // Repairs of hand edits are marked (or, with DRIFT_CHECK=off, taken out) before the guard
+    // judges the plan: a repair that deactivates counts like any other deactivation.
+    const drift = markDrift(result.actions, { links, teamViewer, mode: driftCheck, compared });
+    result.actions = drift.actions;
+    if (drift.leftAlone > 0) log.info(`cycle ${cycleId}: ${drift.leftAlone} change(s) made in TeamViewer by hand left as they are (DRIFT_CHECK=off)`, { cycleId, leftAlone: drift.leftAlone });
     const guard = await guardDeactivations(deps, result, {
       ownerUnknown,
       managed: links.filter((l) => l.teamViewerId).length,
@@ -300,9 +358,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     const linkByEntra = new Map(links.map((l) => [l.entraId, l]));
     let abort: { code: string; message: string } | null = null;
     let budgetReached = false;
-    // The budget counts from the start of applying: reading a large tenant must never leave no
-    // time to apply anything (a continuation would re-read and stop again, forever).
-    const applyStarted = Date.now();
+    // Actions that got past the time budget: none at all means reading used the whole budget, and
+    // a continuation would only read and stop again, for ever.
+    let started = 0;
     // Provisioning logs: one record per user change, written in batches as work completes.
     let logBuffer: ProvisioningLogRecord[] = [];
     const flushLogs = async () => {
@@ -313,16 +371,17 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     };
     await mapWithConcurrency(result.actions, Math.max(1, deps.concurrency), async (action) => {
       const actionStarted = Date.now();
-      if (!abort && !budgetReached && deps.timeBudgetSeconds && Date.now() - applyStarted > deps.timeBudgetSeconds * 1000 && !dryRun) {
+      if (!abort && !budgetReached && deadline.passed()) {
         budgetReached = true;
         record.budgetReached = true;
         log.warn(`cycle ${cycleId} reached its time budget (${deps.timeBudgetSeconds} s); the next heartbeat continues it`, { cycleId });
       }
+      if (!abort && !budgetReached) started++;
       if (!abort && deps.signal?.aborted) {
         abort = errorInfo(deps.signal.reason);
         log.error(`cycle ${cycleId} stops writing: ${abort.message}`, { cycleId, code: abort.code });
       }
-      const report = abort
+      let report: ActionReport = abort
         ? { ...reportOf(action, 'skipped'), reason: `not attempted: the cycle stopped after ${abort.code}` }
         : budgetReached
           ? { ...reportOf(action, 'skipped'), reason: 'not yet: the cycle reached its time budget; the next heartbeat continues' }
@@ -332,7 +391,15 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
             ? { ...reportOf(action, 'skipped'), reason: escrowReason(escrows.get(action.entraId)!) }
           : dryRun
           ? dryRunReport(action)
-          : await applyAction(action, linkByEntra.get(action.entraId), deps, now);
+          : await applyAction(action, linkByEntra.get(action.entraId), deps, now, deadline.inFlight);
+      const cut = isCutOff(report);
+      if (cut) report = cutOffReport(report);
+      if (cut && !budgetReached) {
+        // Work cut off at the deadline is work left: the next heartbeat continues (never a quiet cycle).
+        budgetReached = true;
+        record.budgetReached = true;
+        log.warn(`cycle ${cycleId} reached its deadline with calls in flight; the next heartbeat continues it`, { cycleId });
+      }
       if (report.status === 'failure' && report.error && isFatal(action, report.error.code) && !abort) {
         abort = report.error;
         log.error(`cycle ${cycleId} stops writing: ${report.error.message}`, { cycleId, code: report.error.code });
@@ -344,6 +411,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
         if (logBuffer.length >= 100) await flushLogs();
       }
       count(record, report);
+      if (report.drift) keepDrift(record, report, startedAt);
       reports.push(report);
       record.done = (record.done ?? 0) + 1;
       progress('applying');
@@ -351,6 +419,18 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     });
 
     await flushLogs();
+    if (budgetReached && started === 0) {
+      // Reading and planning took the whole budget: nothing was applied, and a continuation would
+      // do the same. Fail, saying what to change, and let the next cycle come at the interval.
+      budgetReached = false;
+      delete record.budgetReached;
+      abort = {
+        code: 'CYCLE_BUDGET_EXCEEDED',
+        message: `the cycle's time budget (CYCLE_TIME_BUDGET_SECONDS = ${deps.timeBudgetSeconds} s) ran out before anything could be applied: reading and planning took ${Math.round(deadline.elapsedSeconds())} s. Raise CYCLE_TIME_BUDGET_SECONDS well above the time a full read takes`,
+      };
+      log.error(`cycle ${cycleId}: ${abort.message}`, { cycleId, code: abort.code });
+    }
+    if (!dryRun && !abort && !budgetReached) await refreshLinks(deps, drift.refresh, compared, now, cycleId);
     if (!dryRun && deps.logs) await deps.logs.enforceRetention(now()).catch((err) => log.warn('could not apply the provisioning log retention', { cycleId, error: errorInfo(err).message }));
     // An escrow lives only while its user still has a change to make: one whose user needs nothing
     // any more (fixed by hand, left scope) is dropped, so it cannot hold up quiet cycles forever.
@@ -375,6 +455,7 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
     }
   } finally {
     clearInterval(heartbeat);
+    deadline.clear();
   }
 
   record.finishedAt = now().toISOString();
@@ -594,10 +675,11 @@ interface DeltaOutcome {
  * Resumes (or starts) the delta rounds before the full read — see shared/sync/watermark.ts for
  * why the order matters and when the full read may be skipped.
  */
-async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canSkip: boolean; configHash: string; now: Date }, cycleId: string): Promise<DeltaOutcome> {
-  const row = await deps.state.getMeta<Watermark>(WATERMARK_KEY);
+async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canSkip: boolean; configHash: string; now: Date; signal: AbortSignal }, cycleId: string): Promise<DeltaOutcome> {
+  const { signal } = options;
+  const row = await raceAbort(deps.state.getMeta<Watermark>(WATERMARK_KEY), signal);
   const previous = row?.value.configHash === options.configHash ? row.value : null;
-  const fingerprint = await deps.entra.readAssignmentFingerprint();
+  const fingerprint = await deps.entra.readAssignmentFingerprint({ signal });
   let requests = fingerprint.requests;
   const groupsSame = previous ? sameIds(previous.groupIds, fingerprint.groupIds) : false;
   let expired = false;
@@ -606,8 +688,8 @@ async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canS
   if (previous) {
     try {
       // The same $select as the full read: a change to an attribute a filter or mapping reads must show.
-      users = await deps.entra.readUserChanges(previous.usersDeltaLink, options.attributes);
-      if (groupsSame) groups = await deps.entra.readGroupMemberChanges(fingerprint.groupIds, previous.groupsDeltaLink || null);
+      users = await deps.entra.readUserChanges(previous.usersDeltaLink, options.attributes, { signal });
+      if (groupsSame) groups = await deps.entra.readGroupMemberChanges(fingerprint.groupIds, previous.groupsDeltaLink || null, { signal });
     } catch (err) {
       if ((err as { code?: string }).code !== 'GRAPH_DELTA_EXPIRED') throw err;
       expired = true;
@@ -617,8 +699,8 @@ async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canS
   }
   // Start fresh rounds where there is nothing to resume (first cycle, new configuration, expired
   // token, a different set of assigned groups): costly once, then a request or two per cycle.
-  const startedUsers = users ?? (await deps.entra.readUserChanges(null, options.attributes));
-  const startedGroups = groups ?? (await deps.entra.readGroupMemberChanges(fingerprint.groupIds, null));
+  const startedUsers = users ?? (await deps.entra.readUserChanges(null, options.attributes, { signal }));
+  const startedGroups = groups ?? (await deps.entra.readGroupMemberChanges(fingerprint.groupIds, null, { signal }));
   requests += (users ? users.requests : 0) + (groups ? groups.requests : 0) + (users ? 0 : startedUsers.requests) + (groups ? 0 : startedGroups.requests);
   const fresh = !previous || expired || !groupsSame;
   const nothing = !fresh && users !== null && groups !== null
@@ -642,6 +724,74 @@ async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canS
       lastFullReadAt: unchanged ? previous!.lastFullReadAt : options.now.toISOString(),
     },
   };
+}
+
+/** What a quiet cycle's drift check found. */
+interface QuietCheck {
+  /** True when a managed user was changed in TeamViewer by hand or is no longer listed. */
+  found: boolean;
+  drifted: number;
+  vanished: number;
+  /** TeamViewer's users, when they were listed (for the full read that puts them back). */
+  listed: TeamViewerUser[] | null;
+}
+
+/**
+ * A quiet cycle (nothing changed in Entra) with DRIFT_CHECK=every-cycle lists TeamViewer and
+ * compares it with what tvsync wrote (shared/sync/drift.ts); the listing also proves the token.
+ * Otherwise only the token is checked, so a revoked token is noticed this cycle and not at the
+ * next change.
+ */
+async function checkDrift(deps: CycleDeps, mode: DriftCheck, compared: readonly DriftAttribute[], signal: AbortSignal): Promise<QuietCheck> {
+  if (mode !== 'every-cycle' || compared.length === 0) {
+    await deps.teamViewer.testConnection({ signal });
+    return { found: false, drifted: 0, vanished: 0, listed: null };
+  }
+  const [listed, links] = await Promise.all([deps.teamViewer.listUsers({ signal }), raceAbort(deps.state.listLinkDigests(), signal)]);
+  const { drifted, vanished } = findDrift(links, listed, compared);
+  return { found: drifted.length + vanished.length > 0, drifted: drifted.length, vanished: vanished.length, listed };
+}
+
+/** The action's call was still in flight at the cycle's deadline and was cut off. */
+function isCutOff(report: ActionReport): boolean {
+  return report.status === 'failure' && isCycleDeadline(report.error);
+}
+
+/** Work cut off at the deadline is work not finished, not a failure of the user: skipped, no escrow. */
+function cutOffReport(report: ActionReport): ActionReport {
+  const { error, ...rest } = report;
+  return { ...rest, status: 'skipped', reason: `not finished: ${error!.message}; the next heartbeat continues` };
+}
+
+/** Keeps what the status needs of a repair of a hand edit (the first MAX_DRIFT_KEPT). */
+function keepDrift(record: CycleRecord, report: ActionReport, foundAt: Date): void {
+  if (report.status === 'planned' || (record.driftRepairs ?? []).length >= MAX_DRIFT_KEPT) return;
+  (record.driftRepairs ??= []).push({
+    entraId: report.entraId,
+    userPrincipalName: report.userPrincipalName,
+    teamViewerId: report.teamViewerId,
+    action: report.kind,
+    status: report.status,
+    deactivates: report.changes.some((c) => c.attribute === 'active' && c.new === false),
+    reason: (report.reason ?? '').slice(0, 300),
+    foundAt: foundAt.toISOString(),
+  } satisfies DriftRepair);
+}
+
+/**
+ * Records TeamViewer's current values on links whose record is out of date although the plan
+ * leaves their user alone (drift the planner does not put back, values never recorded), so the
+ * next quiet cycle does not find the same drift again. Best effort: a failed write is tried again
+ * at the next full read.
+ */
+async function refreshLinks(deps: CycleDeps, refresh: readonly LinkRefresh[], compared: readonly DriftAttribute[], now: () => Date, cycleId: string): Promise<void> {
+  const batch = refresh.slice(0, MAX_REFRESHES);
+  if (batch.length === 0) return;
+  let failed = 0;
+  await mapWithConcurrency(batch, Math.max(1, deps.concurrency), async ({ link, current }) => {
+    await deps.state.putLink(refreshed(link, current, compared, now().toISOString())).catch(() => failed++);
+  });
+  deps.logger.debug(`cycle ${cycleId}: recorded TeamViewer's values on ${batch.length - failed} link(s)${refresh.length > batch.length ? ` (${refresh.length - batch.length} left for the next full read)` : ''}`, { cycleId, refreshed: batch.length - failed, failed });
 }
 
 /** Marks cycles left `running` by a process that died as failed, so status never shows a ghost. */
@@ -675,6 +825,7 @@ function reportOf(action: Action, status: ActionStatus): ActionReport {
     teamViewerId: 'teamViewerId' in action && action.teamViewerId ? action.teamViewerId : null,
     changes: 'changes' in action ? action.changes : action.kind === 'create' ? createChanges(action.draft) : [],
     ...('reason' in action ? { reason: action.reason } : {}),
+    ...(action.drift ? { reason: action.drift, drift: true as const } : {}),
   };
 }
 
@@ -708,6 +859,7 @@ function count(record: CycleRecord, report: ActionReport): void {
     if (report.kind !== 'unlink') c.skipped++;
     return;
   }
+  if (report.drift) c.drift++;
   switch (report.kind) {
     case 'create': c.created++; break;
     case 'update': c.updated++; break;
@@ -722,9 +874,13 @@ function writtenOf(user: TeamViewerUser, previous?: Link['written']): Link['writ
   return { ...previous, userName: user.userName, displayName: user.displayName, active: user.active };
 }
 
-/** Applies one planned action (also used by provision on demand). Never throws: failures are reports. */
-export async function applyAction(action: Action, link: Link | undefined, deps: CycleDeps, now: () => Date): Promise<ActionReport> {
+/**
+ * Applies one planned action (also used by provision on demand). Never throws: failures are
+ * reports. `signal` cuts off its TeamViewer calls (the cycle's deadline).
+ */
+export async function applyAction(action: Action, link: Link | undefined, deps: CycleDeps, now: () => Date, signal?: AbortSignal): Promise<ActionReport> {
   const state = deps.state;
+  const tv = { signal };
   const stamp = () => now().toISOString();
   const linkFor = (user: TeamViewerUser): Link => ({
     entraId: action.entraId,
@@ -750,22 +906,28 @@ export async function applyAction(action: Action, link: Link | undefined, deps: 
         if (action.warning) deps.logger.debug(`skipped ${action.userPrincipalName}: ${action.reason}`, { entraId: action.entraId });
         return reportOf(action, action.warning ? 'warning' : 'skipped');
       case 'unlink':
-        if (action.teamViewerId && (await deps.teamViewer.getUser(action.teamViewerId))) {
+        if (action.teamViewerId && (await deps.teamViewer.getUser(action.teamViewerId, tv))) {
           return { ...reportOf(action, 'warning'), reason: `TeamViewer user ${action.teamViewerId} was missing from the listing but exists; the link is kept and checked again next cycle` };
         }
         await state.deleteLink(action.entraId);
         return reportOf(action, 'success');
       case 'create':
-        if (action.replacesTeamViewerId && (await deps.teamViewer.getUser(action.replacesTeamViewerId))) {
+        if (action.replacesTeamViewerId && (await deps.teamViewer.getUser(action.replacesTeamViewerId, tv))) {
           return { ...reportOf(action, 'warning'), reason: `TeamViewer user ${action.replacesTeamViewerId} was missing from the listing but exists; nothing created, checked again next cycle` };
         }
-        return await applyCreate(action, link, deps, linkFor, stamp);
+        return await applyCreate(action, link, deps, linkFor, stamp, signal);
       case 'link': {
+        if (Object.keys(action.patch).length === 0 && action.current) {
+          // Nothing to write: TeamViewer already holds what it should, and the link records that,
+          // so a later hand edit shows as drift.
+          await state.putLink(linkFor(action.current));
+          return { ...reportOf(action, 'success'), teamViewerId: action.teamViewerId };
+        }
         const match: TeamViewerUser = { id: action.teamViewerId, userName: action.userName, displayName: null, givenName: null, familyName: null, email: null, active: true };
         // Record the tie first: if the PATCH below fails, the user is still ours next cycle.
         await state.putLink({ ...linkFor(match), written: link?.written ?? {} });
         if (Object.keys(action.patch).length > 0) {
-          const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch);
+          const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch, tv);
           await state.putLink(linkFor(updated));
         }
         return { ...reportOf(action, 'success'), teamViewerId: action.teamViewerId };
@@ -773,7 +935,7 @@ export async function applyAction(action: Action, link: Link | undefined, deps: 
       case 'update':
       case 'enable':
       case 'disable': {
-        const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch);
+        const updated = await deps.teamViewer.patchUser(action.teamViewerId, action.patch, tv);
         await state.putLink(linkFor(updated));
         return reportOf(action, 'success');
       }
@@ -789,8 +951,10 @@ async function applyCreate(
   deps: CycleDeps,
   linkFor: (user: TeamViewerUser) => Link,
   stamp: () => string,
+  signal: AbortSignal | undefined,
 ): Promise<ActionReport> {
   const { draft } = action;
+  const tv = { signal };
   await deps.state.putLink({
     entraId: action.entraId,
     teamViewerId: null,
@@ -806,7 +970,7 @@ async function applyCreate(
     deps.logger.debug(`TeamViewer user ${action.replacesTeamViewerId} linked to ${action.userPrincipalName} no longer exists; creating a new one`, { entraId: action.entraId });
   }
   try {
-    const created = await deps.teamViewer.createUser(draft);
+    const created = await deps.teamViewer.createUser(draft, tv);
     await deps.state.putLink(linkFor(created));
     return { ...reportOf(action, 'success'), teamViewerId: created.id };
   } catch (err) {
@@ -818,7 +982,7 @@ async function applyCreate(
       throw err;
     }
     // 409 (someone has this login) or a create whose answer was lost: look before deciding.
-    const found = (await deps.teamViewer.findByUserName(draft.userName)).filter((u) => u.userName.toLowerCase() === draft.userName.toLowerCase());
+    const found = (await deps.teamViewer.findByUserName(draft.userName, tv)).filter((u) => u.userName.toLowerCase() === draft.userName.toLowerCase());
     if (found.length !== 1) {
       if (code === 'TEAMVIEWER_CONFLICT') {
         await deps.state.deleteLink(action.entraId).catch(() => undefined);
@@ -841,7 +1005,7 @@ async function applyCreate(
     deps.logger.debug(`linked ${action.userPrincipalName} to existing TeamViewer user ${match.id} after ${code}`, { entraId: action.entraId });
     await deps.state.putLink(linkFor(match));
     const { patch } = diff(action.desired, match);
-    if (Object.keys(patch).length > 0) await deps.state.putLink(linkFor(await deps.teamViewer.patchUser(match.id, patch)));
+    if (Object.keys(patch).length > 0) await deps.state.putLink(linkFor(await deps.teamViewer.patchUser(match.id, patch, tv)));
     return { ...reportOf(action, 'success'), kind: 'link', teamViewerId: match.id };
   }
 }

@@ -85,6 +85,12 @@ export interface Link {
   rematch?: true;
 }
 
+/**
+ * What the drift check needs of a link, read without the rest of the row: who, which TeamViewer
+ * user, and what tvsync last wrote there.
+ */
+export type LinkDigest = Pick<Link, 'entraId' | 'teamViewerId' | 'written' | 'pending' | 'rematch'>;
+
 export type CycleKind = 'initial' | 'incremental';
 export type CycleResult = 'running' | 'succeeded' | 'partial' | 'failed';
 
@@ -99,10 +105,15 @@ export interface CycleCounts {
   failed: number;
   /** Deactivations held back by the accidental-deletion guard. */
   staged: number;
+  /**
+   * Of the changes above, how many put back something changed in TeamViewer by hand (a leaver
+   * re-enabled, a display name edited): a subset, not a separate kind of change.
+   */
+  drift: number;
 }
 
 export function emptyCounts(): CycleCounts {
-  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0 };
+  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0, drift: 0 };
 }
 
 /** One row per cycle in state. */
@@ -137,6 +148,24 @@ export interface CycleRecord {
   configHash?: string;
   /** Per-user failures of this cycle (at most 50 kept), for status. */
   failures?: UserFailure[];
+  /** Changes made in TeamViewer by hand that this cycle found and put back, or tried to (at most 20 kept), for status. */
+  driftRepairs?: DriftRepair[];
+}
+
+/** A change made in TeamViewer by hand that a cycle found, and what became of its repair. */
+export interface DriftRepair {
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  /** The action that puts it back (disable, enable, update, link, create). */
+  action: string;
+  /** success: put back; staged: held by the accidental-deletion guard; failure; skipped (e.g. the time budget). */
+  status: string;
+  /** True when the repair deactivates the user: someone who should not have access had it again. */
+  deactivates: boolean;
+  reason: string;
+  /** When the cycle found it (its start). */
+  foundAt: string;
 }
 
 export interface UserFailure {

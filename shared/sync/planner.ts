@@ -26,11 +26,13 @@ import { diff, draftFor, type AttributeChange, type DesiredUser } from './mappin
 interface ActionBase {
   entraId: string;
   userPrincipalName: string;
+  /** Set (by shared/sync/drift.ts, not the planner) when the action puts back a change made in TeamViewer by hand: why, for the logs. */
+  drift?: string;
 }
 
 export type Action =
   | (ActionBase & { kind: 'create'; draft: TeamViewerUserDraft; desired: DesiredUser; replacesTeamViewerId?: string })
-  | (ActionBase & { kind: 'link'; teamViewerId: string; userName: string; patch: TeamViewerPatch; changes: AttributeChange[] })
+  | (ActionBase & { kind: 'link'; teamViewerId: string; userName: string; patch: TeamViewerPatch; changes: AttributeChange[]; current?: TeamViewerUser })
   | (ActionBase & { kind: 'update' | 'enable'; teamViewerId: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'disable'; teamViewerId: string; reason: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'unlink'; teamViewerId: string | null; reason: string })
@@ -117,7 +119,7 @@ export function plan(input: PlanInput): Plan {
   /** A TeamViewer user we manage that should not be active (any reason). */
   const deprovision = (base: ActionBase, current: TeamViewerUser, fromIntent: boolean, kind: NotEntitledKind, reason: string) => {
     const linkOnly = (patch: TeamViewerPatch, changes: AttributeChange[]) =>
-      actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+      actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes, current });
     if (!current.active) {
       if (fromIntent) linkOnly({}, []);
       else unchanged++;
@@ -167,7 +169,7 @@ export function plan(input: PlanInput): Plan {
         actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, teamViewerId: current.id });
       } else {
         const { patch, changes } = guardOwner(diff(user, current), current, protectedIds, base, actions);
-        if (relink) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+        if (relink) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes, current });
         else if (changes.length === 0) unchanged++;
         else if (patch.active === false) actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: 'the active mapping gave False', patch, changes });
         else actions.push({ ...base, kind: patch.active === true ? 'enable' : 'update', teamViewerId: current.id, patch, changes });
@@ -195,7 +197,7 @@ export function plan(input: PlanInput): Plan {
         // merely out of scope is never matched: we do not touch what we do not manage.
         const match = candidates[0];
         claimed.set(match.id, user.entraId);
-        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: DISABLE_CHANGE });
+        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: DISABLE_CHANGE, current: match });
       } else if (user.notEntitled?.kind === 'out-of-scope') {
         outOfScope++; // never ours, never touched: counted, not listed (a tenant may have 100k)
       } else {
@@ -216,7 +218,7 @@ export function plan(input: PlanInput): Plan {
       const match = candidates[0];
       claimed.set(match.id, user.entraId);
       const { patch, changes } = guardOwner(diff(user, match), match, protectedIds, base, actions);
-      actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch, changes });
+      actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch, changes, current: match });
       continue;
     }
     const taken = (tvByName.get(key(userName)) ?? []).find((u) => claimed.has(u.id));

@@ -5,7 +5,7 @@ import type { StatusDocument } from '../../shared/status';
 import { renderStatusPage } from '../../shared/status-page';
 
 const NOW = '2026-03-10T12:00:00.000Z';
-const counts = (over: Partial<Record<string, number>> = {}) => ({ created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, staged: 0, failed: 0, ...over });
+const counts = (over: Partial<Record<string, number>> = {}) => ({ created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, staged: 0, failed: 0, drift: 0, ...over });
 
 function cycle(over: Record<string, unknown> = {}) {
   return {
@@ -158,16 +158,16 @@ describe('status page: last cycle, recent cycles, chart', () => {
   it('When there are recent cycles, then the table has a row each with its counts, newest first', () => {
     const cycles = [
       cycle({ id: 'c3', startedAt: '2026-03-10T11:00:00.000Z', result: 'partial', counts: counts({ updated: 4, failed: 2 }) }),
-      cycle({ id: 'c2', startedAt: '2026-03-10T10:20:00.000Z', counts: counts({ disabled: 1, enabled: 5, staged: 3 }) }),
-      // c1 comes from before counts had `staged`: its cell shows "—", not a made-up 0.
-      cycle({ id: 'c1', startedAt: '2026-03-10T09:40:00.000Z', kind: 'initial', durationSeconds: 0.2, counts: { ...counts({ created: 40, linked: 2 }), staged: undefined } }),
+      cycle({ id: 'c2', startedAt: '2026-03-10T10:20:00.000Z', counts: counts({ disabled: 1, enabled: 5, staged: 3, drift: 1 }) }),
+      // c1 comes from before counts had `staged` and `drift`: those cells show "—", not a made-up 0.
+      cycle({ id: 'c1', startedAt: '2026-03-10T09:40:00.000Z', kind: 'initial', durationSeconds: 0.2, counts: { ...counts({ created: 40, linked: 2 }), staged: undefined, drift: undefined } }),
     ];
     const html = renderStatusPage(doc({ recentCycles: cycles }));
     const rows = [...html.matchAll(/<tr><th scope="row">([\s\S]*?)<\/tr>/g)].map((m) => visibleText(m[1]!).trim());
     expect(rows).toEqual([
-      '2026-03-10 11:00:00 UTC incremental c3 partial 2 min 5 s 0 4 0 0 0 0 0 2',
-      '2026-03-10 10:20:00 UTC incremental c2 succeeded 2 min 5 s 0 0 1 5 0 0 3 0',
-      '2026-03-10 09:40:00 UTC initial c1 succeeded 0.2 s 40 0 0 0 2 0 — 0',
+      '2026-03-10 11:00:00 UTC incremental c3 partial 2 min 5 s 0 4 0 0 0 0 0 2 0',
+      '2026-03-10 10:20:00 UTC incremental c2 succeeded 2 min 5 s 0 0 1 5 0 0 3 0 1',
+      '2026-03-10 09:40:00 UTC initial c1 succeeded 0.2 s 40 0 0 0 2 0 — 0 —',
     ]);
   });
 
