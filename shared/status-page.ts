@@ -198,7 +198,7 @@ function reenabledSection(value: unknown, clock: Clock): string {
     return `<li><span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span> — TeamViewer user <code>${text(u.teamViewerId) || '—'}</code>${found ? `, found ${clock.time(found)} <span class="muted">(${clock.relative(found)})</span>` : ''}: ${text(u.outcome)}</li>`;
   });
   return `<section id="reenabled" aria-labelledby="reenabled-h"><h2 id="reenabled-h">Re-enabled by hand in TeamViewer (${count(users.length)})</h2>
-<p class="muted">These users should not be active. Someone activated them in TeamViewer; tvsync deactivates them again and says so here. Find out who did it.</p>
+<p class="muted">These users should not be active, and someone activated them in TeamViewer's console. What tvsync did about each is shown; find out who activated them.</p>
 <ul class="staged">${items.join('')}</ul>
 </section>`;
 }

@@ -349,6 +349,9 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
       startedAt,
       dryRun,
     });
+    if (!dryRun && deps.timeBudgetSeconds && deadline.elapsedSeconds() > deps.timeBudgetSeconds / 2) {
+      log.warn(`cycle ${cycleId}: reading and planning took ${Math.round(deadline.elapsedSeconds())} s, more than half of CYCLE_TIME_BUDGET_SECONDS (${deps.timeBudgetSeconds} s); little time is left to apply changes: raise the budget`, { cycleId, readSeconds: Math.round(deadline.elapsedSeconds()) });
+    }
     record.counts.unchanged = result.unchanged;
     record.planned = result.actions.length;
     log.info(`cycle ${cycleId} planned ${result.actions.length} actions for ${users.length} users (${result.unchanged} unchanged)`, { cycleId, imported: users.length, planned: result.actions.length, unchanged: result.unchanged });

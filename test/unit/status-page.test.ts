@@ -252,6 +252,7 @@ describe('status page: escaping', () => {
     { field: 'generatedAt', over: (h) => ({ generatedAt: h }) },
     { field: 'quarantine', over: (h) => ({ quarantine: { reason: h, since: h, message: h, howToRelease: h } }) },
     { field: 'staged deactivations', over: (h) => ({ stagedDeactivations: { reason: h, message: h, count: 1, limit: 0, since: h, cycleId: h, allowed: false, sample: [{ entraId: h, userPrincipalName: h, teamViewerId: h, reason: h }] } }) },
+    { field: 're-enabled leaver', over: (h) => ({ reenabledLeavers: [{ entraId: h, userPrincipalName: h, teamViewerId: h, foundAt: h, cycleId: h, outcome: h }] }) },
     { field: 'allowance', over: (h) => ({ stagedDeactivations: { reason: 'SuspiciousRead', message: 'm', count: 1, newlyHeld: 1, limit: 0, since: '2026-03-10T11:00:00.000Z', cycleId: 'c', allowed: true, sample: [] }, allowance: { by: h, grantedAt: h, count: 1, pending: true, applied: null, cycleId: null, appliedAt: null } }) },
   ];
   for (const { field, over } of fields) {
@@ -392,6 +393,25 @@ describe('status page: self-contained, tolerant', () => {
     expect(text).toContain('612 deactivation(s) held back (limit 500)');
     expect(text).toContain('adele@contoso.test — unassigned');
     expect(text).toContain('and 611 more.');
+  });
+});
+
+describe('re-enabled leavers on the page', () => {
+  it('When a leaver was found re-enabled by hand, then the page names them, the TeamViewer user, when and what became of it', () => {
+    const html = renderStatusPage(doc({ reenabledLeavers: [{ entraId: 'e5', userPrincipalName: 'person.5@contoso.example', teamViewerId: 'u17', foundAt: '2026-03-10T11:00:00.000Z', cycleId: 'c9', outcome: 'deactivated again' }] }));
+    const section = visibleText(/<section id="reenabled"[\s\S]*?<\/section>/.exec(html)![0]);
+    expect(section).toContain('Re-enabled by hand in TeamViewer (1)');
+    expect(section).toMatch(/person\.5@contoso\.example — TeamViewer user u17\s*, found 2026-03-10 11:00:00 UTC \(1 h ago\)\s*: deactivated again/);
+  });
+
+  it('When none was found, or the document predates the field, then there is no such section', () => {
+    expect(renderStatusPage(doc({ reenabledLeavers: [] }))).not.toContain('id="reenabled"');
+    expect(renderStatusPage(doc())).not.toContain('id="reenabled"');
+  });
+
+  it('When the last cycle put back hand edits, then its changes say how many', () => {
+    const html = renderStatusPage(doc({ lastCycle: cycle({ counts: counts({ disabled: 1, updated: 1, drift: 2 }) }) }));
+    expect(visibleText(/<section id="last"[\s\S]*?<\/section>/.exec(html)![0])).toContain('0 failed, 0 unchanged; 2 of the changes put back hand edits in TeamViewer');
   });
 });
 
