@@ -21,7 +21,7 @@ import { parseScopingFilters } from './sync/scoping';
 import { parseThreshold, type GuardSettings } from './sync/guard';
 import type { QuarantineSettings } from './sync/quarantine';
 import { DRIFT_CHECKS, type DriftCheck } from './sync/drift';
-import type { GroupSettings } from './sync/group-model';
+import type { GroupSettings } from './domain/group-model';
 import { checkGroupNamePrefix, parseGroupRoles } from './sync/group-roles';
 
 export interface SettingSpec {

@@ -4,7 +4,7 @@
  * README); later issues add fields, never rename them.
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
-import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './sync/model';
+import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './domain/model';
 import { stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
 import type { Quarantine } from './sync/quarantine';
 

@@ -29,8 +29,8 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
-import type { AssignedUser, EntraUser } from '../sync/model';
-import type { AssignedGroup } from '../sync/group-model';
+import type { AssignedUser, EntraUser } from '../domain/model';
+import type { AssignedGroup } from '../domain/group-model';
 import { graphSelectFor, readAttribute, sourceAttribute, UnknownAttributeError } from '../sync/attributes';
 import { EntraReadError, isEntraReadError } from './errors';
 import { GraphRequester, type CollectionRequest, type DeltaRound, type GraphCallContext } from './graph-client';

@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type Link, type LinkDigest, type UserFailure } from '../sync/model';
+import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type Link, type LinkDigest, type UserFailure } from '../domain/model';
 import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';

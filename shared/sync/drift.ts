@@ -19,7 +19,7 @@
  *   deleted in TeamViewer is handled as always (created again, or unlinked).
  */
 import { sameValue, teamViewerAttribute, type AttributeChange, type SyncConfig } from './mapping';
-import type { Link, LinkDigest, TeamViewerPatch, TeamViewerUser } from './model';
+import type { Link, LinkDigest, TeamViewerPatch, TeamViewerUser } from '../domain/model';
 import type { Action } from './planner';
 
 /** DRIFT_CHECK: look for hand edits in every quiet cycle, only at the daily full read, or never. */

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalAttribute, readAttribute, sourceAttribute } from './attributes';
 import { evaluateExpression, expressionValueToBoolean, expressionValueToText, isExpressionError, parseExpression, type Expression } from './expression';
-import type { AssignedUser, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from './model';
+import type { AssignedUser, AttributeChange, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
 import { canonicalScopingFilters, evaluateScope, type ScopingFilter } from './scoping';
 
 export type TargetAttribute =
@@ -312,11 +312,7 @@ export function draftFor(user: DesiredUser): TeamViewerUserDraft {
   return draft;
 }
 
-export interface AttributeChange {
-  attribute: string;
-  old: string | boolean | null;
-  new: string | boolean | null;
-}
+export type { AttributeChange } from '../domain/model';
 
 const PATCHABLE: Array<[TargetAttribute, keyof TeamViewerPatch, keyof TeamViewerUser]> = [
   ['userName', 'userName', 'userName'],

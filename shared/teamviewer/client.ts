@@ -30,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log';
 import { silentLogger } from '../log';
 import { requireSecureUrl } from '../net';
-import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../sync/model';
+import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
 import { createPool, mapWithConcurrency, type Pool } from '../http/pool';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
 import { abortReason, attemptDeadline } from '../http/timeout';

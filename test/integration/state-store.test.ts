@@ -6,7 +6,7 @@ import { StateConflictError, StateError } from '../../shared/state/errors';
 import { escapeKey } from '../../shared/state/keys';
 import { StateStore } from '../../shared/state/store';
 import { tableClient, tableEndpoint, tableServiceUriForAccount, type ClientTuning, type PipelinePolicy, type StorageTarget } from '../../shared/state/target';
-import { emptyCounts, type CycleRecord, type Link } from '../../shared/sync/model';
+import { emptyCounts, type CycleRecord, type Link } from '../../shared/domain/model';
 import { startAzurite, type Azurite } from '../support/azurite';
 import { freePort } from '../support/ports';
 

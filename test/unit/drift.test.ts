@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { comparedAttributes, findDrift, markDrift, refreshed, type DriftAttribute, type DriftCheck } from '../../shared/sync/drift';
 import { DEFAULT_SYNC_CONFIG, mapUser, parseMappings } from '../../shared/sync/mapping';
-import type { AssignedUser, Link, TeamViewerUser } from '../../shared/sync/model';
+import type { AssignedUser, Link, TeamViewerUser } from '../../shared/domain/model';
 import { plan, type Action } from '../../shared/sync/planner';
 
 const ALL: DriftAttribute[] = ['userName', 'displayName', 'active'];

@@ -1,7 +1,10 @@
 /**
- * The domain's nouns, shared by the adapters (Entra, TeamViewer, state) and the pure core.
+ * The domain's nouns, shared by the adapters (Entra, TeamViewer, state) and the pure core (sync/).
  * Words follow Entra's provisioning docs and the status page: an AssignedUser is read from
- * Entra, a TeamViewerUser lives in TeamViewer, a Link ties the two together in our state.
+ * Entra, a TeamViewerUser lives in TeamViewer, a Link ties the two together in our state, and a
+ * cycle's ActionReports say what became of each planned change.
+ *
+ * This module imports nothing: the adapters and state depend on it, never on sync/.
  */
 
 /** A user as read from Microsoft Graph, with the attributes the mappings need. */
@@ -90,6 +93,33 @@ export interface Link {
  * user, and what tvsync last wrote there.
  */
 export type LinkDigest = Pick<Link, 'entraId' | 'teamViewerId' | 'written' | 'pending' | 'rematch'>;
+
+/** One attribute a change writes: what TeamViewer held, what it gets. */
+export interface AttributeChange {
+  attribute: string;
+  old: string | boolean | null;
+  new: string | boolean | null;
+}
+
+/** What the planner can decide for a user (shared/sync/planner.ts builds them). */
+export type ActionKind = 'create' | 'link' | 'update' | 'enable' | 'disable' | 'unlink' | 'skip' | 'fail';
+
+/** What became of a planned change: done, failed, left alone, needing attention, only planned (dry run), held by the guard. */
+export type ActionStatus = 'success' | 'failure' | 'skipped' | 'warning' | 'planned' | 'staged';
+
+/** What became of one planned user change in a cycle: the cycle's report, the provisioning log record's source. */
+export interface ActionReport {
+  kind: ActionKind;
+  status: ActionStatus;
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  changes: AttributeChange[];
+  reason?: string;
+  error?: { code: string; message: string };
+  /** The action puts back a change made in TeamViewer by hand (the reason says which). */
+  drift?: true;
+}
 
 export type CycleKind = 'initial' | 'incremental';
 export type CycleResult = 'running' | 'succeeded' | 'partial' | 'failed';
