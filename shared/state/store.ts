@@ -635,25 +635,22 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   if (row.budgetReached === true) cycle.budgetReached = true;
   const continues = read.optionalString('continues');
   if (continues !== null) cycle.continues = continues;
-  const failures = read.optionalString('failures');
-  if (failures !== null) {
-    try {
-      const parsed: unknown = JSON.parse(failures);
-      if (!Array.isArray(parsed)) throw new Error('not a list');
-      cycle.failures = parsed as UserFailure[];
-    } catch {
-      throw corrupt(table, row, 'failures is not a JSON list');
-    }
-  }
-  const driftRepairs = read.optionalString('driftRepairs');
-  if (driftRepairs !== null) {
-    try {
-      const parsed: unknown = JSON.parse(driftRepairs);
-      if (!Array.isArray(parsed)) throw new Error('not a list');
-      cycle.driftRepairs = parsed as DriftRepair[];
-    } catch {
-      throw corrupt(table, row, 'driftRepairs is not a JSON list');
-    }
-  }
+  const failures = jsonList<UserFailure>(row, table, 'failures');
+  if (failures) cycle.failures = failures;
+  const driftRepairs = jsonList<DriftRepair>(row, table, 'driftRepairs');
+  if (driftRepairs) cycle.driftRepairs = driftRepairs;
   return cycle;
+}
+
+/** An optional property holding a JSON list; anything else there is corrupt. */
+function jsonList<T>(row: Row, table: string, name: string): T[] | null {
+  const text = new RowReader(row, table).optionalString(name);
+  if (text === null) return null;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!Array.isArray(parsed)) throw new Error('not a list');
+    return parsed as T[];
+  } catch {
+    throw corrupt(table, row, `${name} is not a JSON list`);
+  }
 }

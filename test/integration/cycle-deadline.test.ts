@@ -11,22 +11,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LEASE_KEY } from '../../shared/sync/lease';
-import type { EmulatedTenant } from '../emulators/graph';
 import { inProcess } from '../support/in-process';
-import { DEFAULT_ROLE, SP_ID, userId } from '../support/tenant';
+import { directTenant, personUpn, userId } from '../support/tenant';
 import type { World } from '../support/world';
 
 const harness = inProcess();
-const upn = (n: number) => `person.${n}@contoso.example`;
+const upn = personUpn;
 
-function directTenant(count: number): EmulatedTenant {
-  return {
-    servicePrincipals: [{ id: SP_ID, appId: 'b1e3a2c4-0000-4000-8000-7ea3c1e0ab1e', displayName: 'TeamViewer' }],
-    users: Array.from({ length: count }, (_, i) => ({ id: userId(i + 1), userPrincipalName: upn(i + 1), displayName: `Person ${i + 1}`, givenName: 'Person', surname: `${i + 1}`, mail: upn(i + 1), accountEnabled: true })),
-    groups: [],
-    assignments: Array.from({ length: count }, (_, i) => ({ id: `asg-${i + 1}`, resourceId: SP_ID, principalId: userId(i + 1), principalType: 'User' as const, appRoleId: DEFAULT_ROLE })),
-  };
-}
 
 async function timed<T>(run: () => Promise<T>): Promise<{ value: T; seconds: number }> {
   const started = Date.now();
