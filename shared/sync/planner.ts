@@ -20,7 +20,7 @@
  *   user that still exists: when another one has the login, the link stays and a warning says so.
  *   A marked link whose user is not read is deprovisioned like any other: no leaver is orphaned.
  */
-import type { ActionKind as DomainActionKind, Link, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
+import type { Link, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
 import { diff, draftFor, type AttributeChange, type DesiredUser } from './mapping';
 
 interface ActionBase {
@@ -39,8 +39,8 @@ export type Action =
   | (ActionBase & { kind: 'skip'; reason: string; teamViewerId?: string; warning?: boolean })
   | (ActionBase & { kind: 'fail'; code: string; reason: string; teamViewerId?: string });
 
-/** The kinds of Action, as the domain lists them for reports and logs (a report of an unlisted kind does not compile). */
-export type ActionKind = DomainActionKind;
+/** The kinds of Action, as the domain lists them for reports and logs. */
+export type { ActionKind } from '../domain/model';
 
 /** Does this action make a TeamViewer user inactive? (What the guard and the owner check count.) */
 export const deactivates = (a: Action): boolean => (a.kind === 'disable' || a.kind === 'link' || a.kind === 'update') && a.patch.active === false;

@@ -642,7 +642,7 @@ describe('the Bicep template', () => {
         problems.push(`${setting.name}: main.bicep ${parameter.name} takes ${declared.maxLength} characters, shared/config.ts refuses that many`);
       }
     }
-    expect(checked).toEqual(expect.arrayContaining(['SYNC_SCOPE', 'LOG_LEVEL', 'GROUP_PROVISIONING', 'GROUP_NAME_PREFIX']));
+    expect(checked).toEqual(expect.arrayContaining(['SYNC_SCOPE', 'LOG_LEVEL', 'GROUP_PROVISIONING', 'GROUP_NAME_PREFIX', 'DRIFT_CHECK']));
     expect(problems).toEqual([]);
   });
 
