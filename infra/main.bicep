@@ -118,10 +118,18 @@ param quarantineFailurePercent int = 40
 @maxValue(1000000)
 param quarantineMinFailures int = 5000
 
-@description('Seconds after which a cycle starts no new work; the next timer beat continues where it stopped. At most 1500 here, so that a cycle always ends within host.json\'s functionTimeout (30 minutes). Becomes CYCLE_TIME_BUDGET_SECONDS.')
+@description('Seconds after which a cycle starts no new work (counted from its start; reading must end by then); the next timer beat continues where it stopped, and a request still in flight is cut off one TeamViewer timeout later. At most 1440 here, so that budget plus timeout always ends within host.json\'s functionTimeout (30 minutes). Becomes CYCLE_TIME_BUDGET_SECONDS.')
 @minValue(1)
-@maxValue(1500)
+@maxValue(1440)
 param cycleTimeBudgetSeconds int = 540
+
+@description('When changes made in TeamViewer by hand to managed users (a leaver re-enabled, a display name edited) are put back: every-cycle (every quiet cycle lists TeamViewer), daily (at the daily full read) or off (left as they are). Becomes DRIFT_CHECK.')
+@allowed([
+  'every-cycle'
+  'daily'
+  'off'
+])
+param driftCheck string = 'every-cycle'
 
 @description('Days provisioning logs are kept in Table Storage (1-3650). Becomes LOG_RETENTION_DAYS.')
 @minValue(1)
@@ -362,6 +370,7 @@ module functionApp 'app/function.bicep' = {
     quarantineFailurePercent: quarantineFailurePercent
     quarantineMinFailures: quarantineMinFailures
     cycleTimeBudgetSeconds: cycleTimeBudgetSeconds
+    driftCheck: driftCheck
   }
   // The host starts as soon as the site exists: its storage, Key Vault and telemetry roles must
   // be in place first, or the first start fails and the Key Vault reference stays unresolved.

@@ -295,7 +295,7 @@ export function formatReport(report: CycleReport): string {
   const c = report.counts;
   for (const [label, value] of [
     ['created', c.created], ['linked', c.linked], ['updated', c.updated], ['enabled', c.enabled], ['disabled', c.disabled],
-    ['unchanged', c.unchanged], ['skipped', c.skipped], ['failed', c.failed], ['staged', c.staged],
+    ['unchanged', c.unchanged], ['skipped', c.skipped], ['failed', c.failed], ['staged', c.staged], ['drift', c.drift],
   ] as const) {
     lines.push(`  ${pad(label)}${String(value).padStart(6)}`);
   }
@@ -345,7 +345,7 @@ export function formatStatus(doc: StatusDocument): string {
     const l = doc.lastCycle;
     lines.push(`Last cycle: ${l.id} (${l.kind}) ${l.result}, ${l.startedAt} → ${l.finishedAt ?? '…'}${l.durationSeconds !== null ? ` (${l.durationSeconds} s)` : ''}`);
     const c = l.counts;
-    lines.push(`  read ${l.imported}; created ${c.created}, linked ${c.linked}, updated ${c.updated}, enabled ${c.enabled}, disabled ${c.disabled}, unchanged ${c.unchanged}, skipped ${c.skipped}, failed ${c.failed}`);
+    lines.push(`  read ${l.imported}; created ${c.created}, linked ${c.linked}, updated ${c.updated}, enabled ${c.enabled}, disabled ${c.disabled}, unchanged ${c.unchanged}, skipped ${c.skipped}, failed ${c.failed}${c.drift ? `; ${c.drift} of the changes put back hand edits in TeamViewer` : ''}`);
     if (l.error) lines.push(`  error ${l.error.code}: ${l.error.message}`);
   }
   if (doc.nextRunAt) lines.push(`Next run: ${doc.nextRunAt} (every ${doc.intervalMinutes} min)`);
@@ -354,6 +354,10 @@ export function formatStatus(doc: StatusDocument): string {
     lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason}), ${st.newlyHeld} newly held by the last cycle${st.allowed ? ' — allowed, the next cycle applies exactly these' : ' — run "tvsync allow-deactivations" to apply exactly these'}`);
     for (const u of st.sample.slice(0, 10)) lines.push(`  ${terminalSafe(`${u.userPrincipalName}: ${u.reason}`)}`);
     if (st.count > 10) lines.push(`  … and ${st.count - 10} more: tvsync logs --status staged --cycle ${st.cycleId}`);
+  }
+  if (doc.reenabledLeavers.length > 0) {
+    lines.push(`Re-enabled by hand in TeamViewer (users who should not be active): ${doc.reenabledLeavers.length}`);
+    for (const u of doc.reenabledLeavers.slice(0, 10)) lines.push(`  ${terminalSafe(`${u.userPrincipalName} (TeamViewer ${u.teamViewerId ?? '—'}), found ${u.foundAt}: ${u.outcome}`)}`);
   }
   if (doc.allowance) {
     const a = doc.allowance;

@@ -20,7 +20,8 @@ import { DEFAULT_MAPPINGS, parseMappings, type SyncConfig } from './sync/mapping
 import { parseScopingFilters } from './sync/scoping';
 import { parseThreshold, type GuardSettings } from './sync/guard';
 import type { QuarantineSettings } from './sync/quarantine';
-import type { GroupSettings } from './sync/group-model';
+import { DRIFT_CHECKS, type DriftCheck } from './sync/drift';
+import type { GroupSettings } from './domain/group-model';
 import { checkGroupNamePrefix, parseGroupRoles } from './sync/group-roles';
 import { locateJsonError } from './json-position';
 
@@ -224,6 +225,13 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     example: '540',
   },
   {
+    name: 'DRIFT_CHECK',
+    required: false,
+    default: 'every-cycle',
+    description: 'When changes made in TeamViewer by hand to the users tvsync manages (a leaver re-enabled, a display name edited) are found and put back: `every-cycle` (every quiet cycle lists TeamViewer\'s users), `daily` (at the daily full read), or `off` (hand edits are left as they are).',
+    example: 'every-cycle',
+  },
+  {
     name: 'QUARANTINE_FAILURE_PERCENT',
     required: false,
     default: '40',
@@ -334,6 +342,7 @@ export interface Settings {
   email: { to: string[]; sender: string; connectionString?: string; endpoint?: string; statusUrl?: string } | null;
   alertAfterMissedCycles: number;
   cycleTimeBudgetSeconds: number;
+  driftCheck: DriftCheck;
 }
 
 export interface SettingProblem {
@@ -501,6 +510,12 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     if (value !== 'true' && value !== 'false') problems.push({ setting: name, problem: `"${value}" must be true or false` });
     return value === 'true';
   };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const value = get(name) ?? fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    problems.push({ setting: name, problem: `"${value}" must be ${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}` });
+    return fallback;
+  };
   const scope = get('SYNC_SCOPE') ?? 'assigned';
   if (scope !== 'assigned' && scope !== 'all') problems.push({ setting: 'SYNC_SCOPE', problem: `"${scope}" must be assigned or all` });
   const sync: SyncConfig = {
@@ -556,6 +571,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     groups: parseGroups(get, problems),
     alertAfterMissedCycles: integer('ALERT_AFTER_MISSED_CYCLES', 1, 1000),
     cycleTimeBudgetSeconds: integer('CYCLE_TIME_BUDGET_SECONDS', 1, 86_400),
+    driftCheck: oneOf('DRIFT_CHECK', DRIFT_CHECKS, 'every-cycle'),
   };
   // Every declared setting is read above; reading the identity pair here keeps get() the only reader.
   get('AzureWebJobsStorage__credential');

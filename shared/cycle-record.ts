@@ -23,7 +23,7 @@
  */
 import type { Logger } from './log';
 import type { CycleOptions, CycleReport } from './sync/cycle';
-import type { CycleCounts } from './sync/model';
+import type { CycleCounts } from './domain/model';
 
 export const CYCLE_RECORD_PREFIX = 'tvsync.cycle ';
 

@@ -10,10 +10,11 @@ import type { Logger } from './log';
 import type { EntraReader } from './entra/reader';
 import type { TeamViewerClient } from './teamviewer/client';
 import type { StateStore } from './state/store';
-import { applyAction, type ActionReport } from './sync/cycle';
+import type { ActionReport } from './domain/model';
+import { applyAction } from './sync/apply-user';
 import { acquireLease } from './sync/lease';
 import { attributesNeeded, mapUser, type DesiredUser, type SyncConfig } from './sync/mapping';
-import type { AssignedUser, TeamViewerUser } from './sync/model';
+import type { AssignedUser, TeamViewerUser } from './domain/model';
 import { deactivates, plan } from './sync/planner';
 
 export type StepName = 'connection test' | 'import' | 'scope evaluation' | 'matching' | 'action';
@@ -161,7 +162,7 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     }
     const lease = await acquireLease(deps.store, { purpose: 'provision on demand', logger: deps.logger });
     try {
-      const report = await applyAction(action, link, { entra: deps.entra, teamViewer: deps.teamViewer, state: deps.store, logger: deps.logger, concurrency: 1 }, () => new Date());
+      const report = await applyAction(action, link, { teamViewer: deps.teamViewer, state: deps.store, logger: deps.logger }, () => new Date());
       result.action = report;
       const changes = report.changes.map((c) => `${c.attribute}: ${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`).join(', ');
       return {

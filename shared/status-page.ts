@@ -56,7 +56,7 @@ const CHART_SERIES = [
   { key: 'failed', label: 'Failed', color: '#c62828' },
 ] as const;
 
-const TABLE_COUNTS = ['created', 'updated', 'disabled', 'enabled', 'linked', 'skipped', 'staged', 'failed'] as const;
+const TABLE_COUNTS = ['created', 'updated', 'disabled', 'enabled', 'linked', 'skipped', 'staged', 'failed', 'drift'] as const;
 
 /**
  * What a failure code means, in words an admin acts on. The failure's own message follows (it
@@ -113,6 +113,7 @@ export function renderStatusPage(doc: Partial<StatusDocument>, options: StatusPa
     d.lastCycle === undefined ? '' : lastCycleSection(d.lastCycle, clock),
     d.recentFailures === undefined ? '' : failuresSection(failures, clock),
     stagedSection(d.stagedDeactivations, d.allowance, clock),
+    reenabledSection(d.reenabledLeavers, clock),
     escrowSection(d.escrows, clock),
     d.recentCycles === undefined ? '' : cyclesSection(cycles, clock),
     chartSection(cycles, clock),
@@ -186,6 +187,20 @@ function allowanceLine(value: unknown, heldSince: string | null, clock: Clock): 
   return a.pending === true
     ? `<p class="muted">${who}: the next cycle applies exactly those.</p>`
     : `<p class="muted">${who}: ${count(a.applied)} applied by cycle <code>${text(a.cycleId)}</code>. Those held now were not part of it.</p>`;
+}
+
+/** Users who should not be active and were found re-enabled by hand in TeamViewer, and what became of it. */
+function reenabledSection(value: unknown, clock: Clock): string {
+  const users = arr(value).map(obj);
+  if (users.length === 0) return '';
+  const items = users.map((u) => {
+    const found = str(u.foundAt);
+    return `<li><span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span> — TeamViewer user <code>${text(u.teamViewerId) || '—'}</code>${found ? `, found ${clock.time(found)} <span class="muted">(${clock.relative(found)})</span>` : ''}: ${text(u.outcome)}</li>`;
+  });
+  return `<section id="reenabled" aria-labelledby="reenabled-h"><h2 id="reenabled-h">Re-enabled by hand in TeamViewer (${count(users.length)})</h2>
+<p class="muted">These users should not be active, and someone activated them in TeamViewer's console. What tvsync did about each is shown; find out who activated them.</p>
+<ul class="staged">${items.join('')}</ul>
+</section>`;
 }
 
 /** Users whose change keeps failing: what failed, how often, and when it is tried next. */
@@ -357,8 +372,10 @@ function resultBadge(result: unknown): string {
 }
 
 function countsSentence(counts: Record<string, unknown>): string {
-  const parts = TABLE_COUNTS.map((k) => `${count(counts[k])} ${k}`);
-  return `${parts.join(', ')}${counts.unchanged !== undefined ? `, ${count(counts.unchanged)} unchanged` : ''}`;
+  // drift is a share of the changes, not a kind of its own: said after them, and only when there was some.
+  const parts = TABLE_COUNTS.filter((k) => k !== 'drift').map((k) => `${count(counts[k])} ${k}`);
+  const drift = numberOr(counts.drift, 0) ?? 0;
+  return `${parts.join(', ')}${counts.unchanged !== undefined ? `, ${count(counts.unchanged)} unchanged` : ''}${drift > 0 ? `; ${count(drift)} of the changes put back hand edits in TeamViewer` : ''}`;
 }
 
 function duration(value: unknown): string {

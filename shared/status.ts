@@ -4,7 +4,7 @@
  * README); later issues add fields, never rename them.
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
-import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './sync/model';
+import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './domain/model';
 import { stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
 import type { Quarantine } from './sync/quarantine';
 
@@ -43,12 +43,32 @@ export interface StatusDocument {
   /** The allowance waiting for the next cycle, else the last one a cycle used up; null when there was none. */
   allowance: AllowanceSummary | null;
   recentFailures: UserFailure[];
+  /**
+   * Users who should not be active in TeamViewer and were found re-enabled there by hand, newest
+   * first, over the recent cycles: who, which TeamViewer user, when found, and what became of it
+   * (deactivated again, held back by the accidental-deletion guard, failed).
+   */
+  reenabledLeavers: ReenabledLeaver[];
   /** Users whose change keeps failing, retried with a growing back-off: how many, and the first 50 by next attempt. */
   escrows: { count: number; users: Escrow[] };
   /** Totals over the recent cycles shown (Entra's "statistics to date", for this window). */
   statistics: { cycles: { total: number; succeeded: number; partial: number; failed: number }; changes: CycleCounts };
   recentCycles: CycleSummary[];
 }
+
+export interface ReenabledLeaver {
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  /** When the cycle that found it started. */
+  foundAt: string;
+  cycleId: string;
+  /** deactivated again | held back (staged) | failed | not yet (the time budget) */
+  outcome: string;
+}
+
+/** What became of a repair, in the words status uses. */
+const OUTCOME: Record<string, string> = { success: 'deactivated again', staged: 'held back by the accidental-deletion guard', failure: 'deactivation failed (see recent failures)', skipped: 'not deactivated yet', warning: 'not deactivated: needs attention' };
 
 export interface AllowanceSummary {
   by: string;
@@ -192,6 +212,14 @@ export function buildStatus(
     stagedDeactivations: staged ? stagedSummary(staged, allowed) : null,
     allowance,
     recentFailures: last?.failures ?? [],
+    reenabledLeavers: real.flatMap((c) => (c.driftRepairs ?? []).filter((d) => d.deactivates).map((d) => ({
+      entraId: d.entraId,
+      userPrincipalName: d.userPrincipalName,
+      teamViewerId: d.teamViewerId,
+      foundAt: d.foundAt,
+      cycleId: c.id,
+      outcome: OUTCOME[d.status] ?? d.status,
+    }))),
     escrows: { count: escrows.length, users: [...escrows].sort((a, b) => a.nextAttemptAt.localeCompare(b.nextAttemptAt)).slice(0, 50) },
     statistics: totals(real.filter((c) => c.result !== 'running')),
     recentCycles: real.slice(0, 10).map(summarize),

@@ -12,7 +12,7 @@ import type { Logger } from './log';
 import type { StateStore } from './state/store';
 import type { TeamViewerClient } from './teamviewer/client';
 import { acquireLease } from './sync/lease';
-import type { Link, TeamViewerUser } from './sync/model';
+import type { Link, TeamViewerUser } from './domain/model';
 
 export interface UnlinkResult {
   query: string;

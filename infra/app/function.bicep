@@ -151,8 +151,11 @@ param quarantineMinFailures int
 
 @description('CYCLE_TIME_BUDGET_SECONDS: a cycle starts no new work after this long.')
 @minValue(1)
-@maxValue(1500)
+@maxValue(1440)
 param cycleTimeBudgetSeconds int
+
+@description('DRIFT_CHECK: every-cycle, daily or off.')
+param driftCheck string
 
 @description('ALERT_AFTER_MISSED_CYCLES: email when no cycle succeeded for this many intervals.')
 @minValue(1)
@@ -249,6 +252,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DEACTIVATION_THRESHOLD: deactivationThreshold
     SUSPICIOUS_DROP_PERCENT: string(suspiciousDropPercent)
     CYCLE_TIME_BUDGET_SECONDS: string(cycleTimeBudgetSeconds)
+    DRIFT_CHECK: driftCheck
     QUARANTINE_FAILURE_PERCENT: string(quarantineFailurePercent)
     QUARANTINE_MIN_FAILURES: string(quarantineMinFailures)
     LOG_RETENTION_DAYS: string(provisioningLogRetentionDays)

@@ -29,8 +29,8 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { silentLogger, type Logger } from '../log';
-import type { AssignedUser, EntraUser } from '../sync/model';
-import type { AssignedGroup } from '../sync/group-model';
+import type { AssignedUser, EntraUser } from '../domain/model';
+import type { AssignedGroup } from '../domain/group-model';
 import { graphSelectFor, readAttribute, sourceAttribute, UnknownAttributeError } from '../sync/attributes';
 import { EntraReadError, isEntraReadError } from './errors';
 import { GraphRequester, type CollectionRequest, type DeltaRound, type GraphCallContext } from './graph-client';
@@ -111,7 +111,13 @@ export interface GroupMemberChanges {
   requests: number;
 }
 
-export interface ReadAssignedUsersOptions {
+/** Per read: what a caller may add to any read. */
+export interface ReadOptions {
+  /** Stops the read when it aborts (e.g. a cycle's deadline): it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface ReadAssignedUsersOptions extends ReadOptions {
   /** `assigned` (default): assigned users and direct members of assigned groups; `all`: every user. */
   scope?: 'assigned' | 'all';
   /** Members of nested groups count too (Entra cannot do this). Default false. */
@@ -242,7 +248,7 @@ export class EntraReader {
     const scope = options.scope ?? 'assigned';
     const expand = options.expandNestedGroups ?? false;
     const plan = planAttributes(options.attributes);
-    const requester = new GraphRequester(this.client, this.logger);
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
     const spId = this.checkedServicePrincipalId();
 
     const { directRoles, groupRoles, assignments, ignoredServicePrincipals } = await this.readAssignmentRoles(requester, spId);
@@ -352,8 +358,8 @@ export class EntraReader {
    * Every app role assignment of the service principal, as a fingerprint: what an incremental
    * cycle compares to notice an assignment change (Graph has no delta query for assignments).
    */
-  async readAssignmentFingerprint(): Promise<{ fingerprint: string; groupIds: string[]; directUserIds: string[]; roles: Map<string, Set<string>>; requests: number }> {
-    const requester = new GraphRequester(this.client, this.logger);
+  async readAssignmentFingerprint(options: ReadOptions = {}): Promise<{ fingerprint: string; groupIds: string[]; directUserIds: string[]; roles: Map<string, Set<string>>; requests: number }> {
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
     const before = requester.requests;
     const { directRoles, groupRoles } = await this.readAssignmentRoles(requester, this.checkedServicePrincipalId());
     const lines: string[] = [];
@@ -429,8 +435,8 @@ export class EntraReader {
     return { directRoles, groupRoles, assignments, ignoredServicePrincipals };
   }
 
-  async readDeletedUserIds(ids: readonly string[]): Promise<Set<string>> {
-    const requester = new GraphRequester(this.client, this.logger);
+  async readDeletedUserIds(ids: readonly string[], options: ReadOptions = {}): Promise<Set<string>> {
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
     const byKey = new Map<string, string[]>();
     for (const id of ids) {
       if (!GUID.test(id)) continue;
@@ -471,9 +477,9 @@ export class EntraReader {
    * Graph reports were fixed by the initial round's $select (a changed mapping needs a new one).
    * A watermark Graph no longer accepts throws GRAPH_DELTA_EXPIRED. Needs User.Read.All.
    */
-  async readUserChanges(deltaLink: string | null, attributes: readonly string[] = []): Promise<UserChanges> {
+  async readUserChanges(deltaLink: string | null, attributes: readonly string[] = [], options: ReadOptions = {}): Promise<UserChanges> {
     const plan = planAttributes(attributes);
-    const requester = new GraphRequester(this.client, this.logger);
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
     const context: GraphCallContext = {
       concerns: deltaLink === null ? 'all users (initial delta round)' : 'the changes to users since the last delta round',
       permission: 'User.Read.All',
@@ -512,8 +518,8 @@ export class EntraReader {
    * start a new round with null. Only user members are reported; a nested group added to or
    * removed from a group is named in `groupsWithNestedChanges`. Needs GroupMember.Read.All.
    */
-  async readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null): Promise<GroupMemberChanges> {
-    const requester = new GraphRequester(this.client, this.logger);
+  async readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null, options: ReadOptions = {}): Promise<GroupMemberChanges> {
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
     const wanted = [...new Set(groupIds.map((id) => id.toLowerCase()))].sort();
     for (const id of wanted) if (!GUID.test(id)) throw new RangeError(`group id "${id.slice(0, 64)}" is not an object id (a GUID)`);
     const chunks: string[][] = [];

@@ -14,7 +14,7 @@
 import type { Notification } from './templates';
 import type { Release, StagedDeactivations } from '../sync/guard';
 import type { Quarantine } from '../sync/quarantine';
-import type { CycleRecord } from '../sync/model';
+import type { CycleRecord } from '../domain/model';
 
 export const ALERTS_KEY = 'alerts';
 

@@ -22,7 +22,7 @@
  */
 import { odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import type { GroupLink } from '../sync/group-model';
+import type { GroupLink } from '../domain/group-model';
 import { isRestError, serviceCodeOf, StateError, toStateError } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';

@@ -31,7 +31,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import { redactText, silentLogger, type Logger } from '../log';
-import type { ActionReport } from '../sync/cycle';
+import type { ActionReport } from '../domain/model';
 import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';

@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import { emptyCounts, type CycleCounts, type CycleRecord, type Escrow, type Link, type UserFailure } from '../sync/model';
+import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type Link, type LinkDigest, type UserFailure } from '../domain/model';
 import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
@@ -52,7 +52,7 @@ const MAX_INT32 = 2 ** 31 - 1;
 const INVERTED_TIME_BASE = 10 ** 15;
 const CYCLE_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z-[0-9a-f]{4}$/;
 const COUNT_NAMES = Object.keys(emptyCounts()) as Array<keyof CycleCounts>;
-const LATER_COUNTS: ReadonlySet<string> = new Set(['staged']);
+const LATER_COUNTS: ReadonlySet<string> = new Set(['staged', 'drift']);
 const CYCLE_KINDS: readonly string[] = ['initial', 'incremental'] satisfies CycleRecord['kind'][];
 const CYCLE_RESULTS: readonly string[] = ['running', 'succeeded', 'partial', 'failed'] satisfies CycleRecord['result'][];
 const TRIGGERS: readonly string[] = ['timer', 'cli', 'http', 'demo'] satisfies CycleRecord['trigger'][];
@@ -88,6 +88,21 @@ export class StateStore {
   async listLinks(): Promise<Link[]> {
     const rows = await this.listAll(this.links, LINK_PARTITION);
     return rows.map((row) => decodeLink(row, this.links.tableName));
+  }
+
+  /**
+   * Every link with only what the drift check compares: the service returns just those columns,
+   * so a quiet cycle reads a fraction of each row.
+   */
+  async listLinkDigests(): Promise<LinkDigest[]> {
+    const rows = await this.listAll(this.links, LINK_PARTITION, ['RowKey', 'teamViewerId', 'written', 'pending', 'rematch']);
+    return rows.map((row) => {
+      const read = new RowReader(row, this.links.tableName);
+      const digest: LinkDigest = { entraId: read.id(), teamViewerId: read.optionalString('teamViewerId'), written: decodeWritten(row, this.links.tableName) };
+      if (row.pending !== undefined) digest.pending = read.oneOf<'create'>('pending', ['create']);
+      if (row.rematch !== undefined && read.boolean('rematch')) digest.rematch = true;
+      return digest;
+    });
   }
 
   async getLink(entraId: string): Promise<Link | null> {
@@ -347,10 +362,10 @@ export class StateStore {
     }
   }
 
-  private async listAll(client: TableClient, partitionKey: string): Promise<Row[]> {
+  private async listAll(client: TableClient, partitionKey: string, select?: string[]): Promise<Row[]> {
     return this.call('list', client, undefined, async () => {
       const rows: Row[] = [];
-      for await (const row of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } })) {
+      for await (const row of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}`, ...(select ? { select } : {}) } })) {
         rows.push(row);
       }
       return rows;
@@ -509,21 +524,25 @@ function encodeLink(link: Link, rowKey: string): Entity {
   return entity;
 }
 
-function decodeLink(row: Row, table: string): Link {
-  const read = new RowReader(row, table);
-  const written = read.json('written');
+function decodeWritten(row: Row, table: string): Link['written'] {
+  const written = new RowReader(row, table).json('written');
   const isWritten =
     typeof written === 'object' &&
     written !== null &&
     !Array.isArray(written) &&
     Object.values(written).every((v) => v === null || typeof v === 'string' || typeof v === 'boolean');
   if (!isWritten) throw corrupt(table, row, 'written should map attribute names to strings, booleans or null');
+  return written as Link['written'];
+}
+
+function decodeLink(row: Row, table: string): Link {
+  const read = new RowReader(row, table);
   const link: Link = {
     entraId: read.id(),
     teamViewerId: read.optionalString('teamViewerId'),
     userName: read.string('userName'),
     userPrincipalName: read.string('userPrincipalName'),
-    written: written as Link['written'],
+    written: decodeWritten(row, table),
     active: read.boolean('active'),
     createdAt: read.string('createdAt'),
     updatedAt: read.string('updatedAt'),
@@ -575,6 +594,7 @@ function encodeCycle(c: CycleRecord, rowKey: string): Entity {
   if (c.budgetReached) entity.budgetReached = true;
   if (c.continues) entity.continues = c.continues;
   if (c.failures && c.failures.length > 0) entity.failures = JSON.stringify(c.failures);
+  if (c.driftRepairs && c.driftRepairs.length > 0) entity.driftRepairs = JSON.stringify(c.driftRepairs);
   if (c.error) {
     entity.errorCode = c.error.code;
     entity.errorMessage = c.error.message;
@@ -615,15 +635,22 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   if (row.budgetReached === true) cycle.budgetReached = true;
   const continues = read.optionalString('continues');
   if (continues !== null) cycle.continues = continues;
-  const failures = read.optionalString('failures');
-  if (failures !== null) {
-    try {
-      const parsed: unknown = JSON.parse(failures);
-      if (!Array.isArray(parsed)) throw new Error('not a list');
-      cycle.failures = parsed as UserFailure[];
-    } catch {
-      throw corrupt(table, row, 'failures is not a JSON list');
-    }
-  }
+  const failures = jsonList<UserFailure>(row, table, 'failures');
+  if (failures) cycle.failures = failures;
+  const driftRepairs = jsonList<DriftRepair>(row, table, 'driftRepairs');
+  if (driftRepairs) cycle.driftRepairs = driftRepairs;
   return cycle;
+}
+
+/** An optional property holding a JSON list; anything else there is corrupt. */
+function jsonList<T>(row: Row, table: string, name: string): T[] | null {
+  const text = new RowReader(row, table).optionalString(name);
+  if (text === null) return null;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!Array.isArray(parsed)) throw new Error('not a list');
+    return parsed as T[];
+  } catch {
+    throw corrupt(table, row, `${name} is not a JSON list`);
+  }
 }

@@ -28,8 +28,8 @@
  *   keeps the role it has in TeamViewer (as Entra leaves a target value when a mapping is removed).
  * - A group already as it should be produces no action: a quiet cycle writes nothing.
  */
-import type { Link } from './model';
-import type { AssignedGroup, GroupLink, TeamViewerGroup, TeamViewerRole } from './group-model';
+import type { Link } from '../domain/model';
+import type { AssignedGroup, GroupLink, TeamViewerGroup, TeamViewerRole } from '../domain/group-model';
 
 /** TeamViewer's limit, counted in UTF-16 units (never more than its characters). */
 export const MAX_GROUP_NAME = 100;

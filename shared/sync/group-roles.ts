@@ -12,7 +12,7 @@
  *   it is in TeamViewer (and in state) until the entry is fixed — an unknown role never reads as
  *   "no role wanted".
  */
-import type { AssignedGroup, GroupRoleSetting, TeamViewerRole } from './group-model';
+import type { AssignedGroup, GroupRoleSetting, TeamViewerRole } from '../domain/group-model';
 
 /** Room left for the Entra name: a TeamViewer group name has at most 100 characters. */
 export const MAX_PREFIX_LENGTH = 50;

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalAttribute, readAttribute, sourceAttribute } from './attributes';
 import { evaluateExpression, expressionValueToBoolean, expressionValueToText, isExpressionError, parseExpression, type Expression } from './expression';
-import type { AssignedUser, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from './model';
+import type { AssignedUser, AttributeChange, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
 import { canonicalScopingFilters, evaluateScope, type ScopingFilter } from './scoping';
 
 export type TargetAttribute =
@@ -317,11 +317,7 @@ export function draftFor(user: DesiredUser): TeamViewerUserDraft {
   return draft;
 }
 
-export interface AttributeChange {
-  attribute: string;
-  old: string | boolean | null;
-  new: string | boolean | null;
-}
+export type { AttributeChange } from '../domain/model';
 
 const PATCHABLE: Array<[TargetAttribute, keyof TeamViewerPatch, keyof TeamViewerUser]> = [
   ['userName', 'userName', 'userName'],
@@ -331,6 +327,21 @@ const PATCHABLE: Array<[TargetAttribute, keyof TeamViewerPatch, keyof TeamViewer
   ['emails', 'email', 'email'],
   ['active', 'active', 'active'],
 ];
+
+/** The TeamViewer attribute (a key of TeamViewerUser and TeamViewerPatch) a mapping target writes, if it can be changed. */
+export function teamViewerAttribute(target: string): (keyof TeamViewerPatch & keyof TeamViewerUser) | undefined {
+  return PATCHABLE.find(([t]) => t === target)?.[1] as (keyof TeamViewerPatch & keyof TeamViewerUser) | undefined;
+}
+
+/**
+ * Whether two values of a mapping target are the same to TeamViewer. userName and email compare
+ * without case: TeamViewer logins are email addresses, and a case-only PATCH would send the user
+ * a pointless verification mail.
+ */
+export function sameValue(target: string, a: string | boolean | null | undefined, b: string | boolean | null | undefined): boolean {
+  const caseless = target === 'userName' || target === 'emails' || target === 'email';
+  return caseless && typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : (a ?? null) === (b ?? null);
+}
 
 /**
  * What must change on an existing TeamViewer user so it matches `user`: "apply always" mappings
@@ -344,11 +355,7 @@ export function diff(user: DesiredUser, current: TeamViewerUser): { patch: TeamV
     const desired = user.attributes[target];
     if (!desired || desired.applyOn !== 'always' || desired.value === null || desired.value === '') continue;
     const now = current[currentKey] as string | boolean | null;
-    const same =
-      typeof desired.value === 'string' && typeof now === 'string' && (target === 'userName' || target === 'emails')
-        ? desired.value.toLowerCase() === now.toLowerCase()
-        : desired.value === now;
-    if (same) continue;
+    if (sameValue(target, desired.value, now)) continue;
     (patch as Record<string, string | boolean>)[patchKey] = desired.value;
     changes.push({ attribute: target, old: now ?? null, new: desired.value });
   }

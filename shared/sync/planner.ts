@@ -20,24 +20,27 @@
  *   user that still exists: when another one has the login, the link stays and a warning says so.
  *   A marked link whose user is not read is deprovisioned like any other: no leaver is orphaned.
  */
-import type { Link, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from './model';
+import type { Link, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
 import { diff, draftFor, type AttributeChange, type DesiredUser } from './mapping';
 
 interface ActionBase {
   entraId: string;
   userPrincipalName: string;
+  /** Set (by shared/sync/drift.ts, not the planner) when the action puts back a change made in TeamViewer by hand: why, for the logs. */
+  drift?: string;
 }
 
 export type Action =
   | (ActionBase & { kind: 'create'; draft: TeamViewerUserDraft; desired: DesiredUser; replacesTeamViewerId?: string })
-  | (ActionBase & { kind: 'link'; teamViewerId: string; userName: string; patch: TeamViewerPatch; changes: AttributeChange[] })
+  | (ActionBase & { kind: 'link'; teamViewerId: string; userName: string; patch: TeamViewerPatch; changes: AttributeChange[]; current?: TeamViewerUser })
   | (ActionBase & { kind: 'update' | 'enable'; teamViewerId: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'disable'; teamViewerId: string; reason: string; patch: TeamViewerPatch; changes: AttributeChange[] })
   | (ActionBase & { kind: 'unlink'; teamViewerId: string | null; reason: string })
   | (ActionBase & { kind: 'skip'; reason: string; teamViewerId?: string; warning?: boolean })
   | (ActionBase & { kind: 'fail'; code: string; reason: string; teamViewerId?: string });
 
-export type ActionKind = Action['kind'];
+/** The kinds of Action, as the domain lists them for reports and logs. */
+export type { ActionKind } from '../domain/model';
 
 /** Does this action make a TeamViewer user inactive? (What the guard and the owner check count.) */
 export const deactivates = (a: Action): boolean => (a.kind === 'disable' || a.kind === 'link' || a.kind === 'update') && a.patch.active === false;
@@ -117,7 +120,7 @@ export function plan(input: PlanInput): Plan {
   /** A TeamViewer user we manage that should not be active (any reason). */
   const deprovision = (base: ActionBase, current: TeamViewerUser, fromIntent: boolean, kind: NotEntitledKind, reason: string) => {
     const linkOnly = (patch: TeamViewerPatch, changes: AttributeChange[]) =>
-      actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+      actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes, current });
     if (!current.active) {
       if (fromIntent) linkOnly({}, []);
       else unchanged++;
@@ -167,7 +170,7 @@ export function plan(input: PlanInput): Plan {
         actions.push({ ...base, kind: 'fail', code: user.error.code, reason: user.error.message, teamViewerId: current.id });
       } else {
         const { patch, changes } = guardOwner(diff(user, current), current, protectedIds, base, actions);
-        if (relink) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes });
+        if (relink) actions.push({ ...base, kind: 'link', teamViewerId: current.id, userName: current.userName, patch, changes, current });
         else if (changes.length === 0) unchanged++;
         else if (patch.active === false) actions.push({ ...base, kind: 'disable', teamViewerId: current.id, reason: 'the active mapping gave False', patch, changes });
         else actions.push({ ...base, kind: patch.active === true ? 'enable' : 'update', teamViewerId: current.id, patch, changes });
@@ -195,7 +198,7 @@ export function plan(input: PlanInput): Plan {
         // merely out of scope is never matched: we do not touch what we do not manage.
         const match = candidates[0];
         claimed.set(match.id, user.entraId);
-        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: DISABLE_CHANGE });
+        actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch: { active: false }, changes: DISABLE_CHANGE, current: match });
       } else if (user.notEntitled?.kind === 'out-of-scope') {
         outOfScope++; // never ours, never touched: counted, not listed (a tenant may have 100k)
       } else {
@@ -216,7 +219,7 @@ export function plan(input: PlanInput): Plan {
       const match = candidates[0];
       claimed.set(match.id, user.entraId);
       const { patch, changes } = guardOwner(diff(user, match), match, protectedIds, base, actions);
-      actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch, changes });
+      actions.push({ ...base, kind: 'link', teamViewerId: match.id, userName: match.userName, patch, changes, current: match });
       continue;
     }
     const taken = (tvByName.get(key(userName)) ?? []).find((u) => claimed.has(u.id));

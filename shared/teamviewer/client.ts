@@ -30,8 +30,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log';
 import { silentLogger } from '../log';
 import { requireSecureUrl } from '../net';
-import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../sync/model';
-import { createPool, type Pool } from '../http/pool';
+import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
+import { createPool, mapWithConcurrency, type Pool } from '../http/pool';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
 import { abortReason, attemptDeadline } from '../http/timeout';
 import {
@@ -362,31 +362,48 @@ export class TeamViewerClient {
    * Pages by what it asked for (startIndex + users received) and totalResults; the startIndex in
    * answers is ignored (TeamViewer's own example answers 0). A page that comes back empty before
    * totalResults is reached is a protocol error, never a silently short list.
+   *
+   * The first page says how many users there are and how many a page holds (the server may give
+   * fewer than asked); the other pages are then read at once (at most `concurrency` in flight),
+   * each range filled by further requests if its page came back short.
    */
   private async list(filter: string | undefined, action: string, userName: string | undefined, options: CallOptions): Promise<TeamViewerUser[]> {
     const byId = new Map<string, TeamViewerUser>();
     const filterQuery = filter === undefined ? '' : `filter=${encodeURIComponent(filter)}&`;
-    for (let startIndex = 1; ;) {
-      const page = await this.call({
-        method: 'GET',
-        path: '/Users',
-        query: `${filterQuery}startIndex=${startIndex}&count=${this.pageSize}`,
-        action,
-        userName,
-        signal: options.signal,
-        parse: (json, fail) => {
-          const result = readPage(json, fail);
-          if (result.users.length === 0 && startIndex <= result.totalResults) {
-            fail(`the page at startIndex ${startIndex} was empty although totalResults is ${result.totalResults}`);
-          }
-          return result;
-        },
-      });
-      // Users inserted while paging shift later pages, so the same user can come twice.
-      for (const user of page.users) if (!byId.has(user.id)) byId.set(user.id, user);
-      startIndex += page.users.length;
-      if (startIndex > page.totalResults) return [...byId.values()];
-    }
+    const page = (startIndex: number, count: number) => this.call({
+      method: 'GET',
+      path: '/Users',
+      query: `${filterQuery}startIndex=${startIndex}&count=${count}`,
+      action,
+      userName,
+      signal: options.signal,
+      parse: (json, fail) => {
+        const result = readPage(json, fail);
+        if (result.users.length === 0 && startIndex <= result.totalResults) {
+          fail(`the page at startIndex ${startIndex} was empty although totalResults is ${result.totalResults}`);
+        }
+        return result;
+      },
+    });
+    /** Users from `startIndex` up to (not including) `end`, or to the end of the list if it shrank. */
+    const range = async (startIndex: number, end: number): Promise<TeamViewerUser[]> => {
+      const users: TeamViewerUser[] = [];
+      for (let at = startIndex; at < end;) {
+        const answer = await page(at, Math.min(this.pageSize, end - at));
+        users.push(...answer.users);
+        at += answer.users.length;
+        if (answer.users.length === 0 || at > answer.totalResults) break;
+      }
+      return users;
+    };
+    const first = await page(1, this.pageSize);
+    const perPage = first.users.length;
+    const starts: number[] = [];
+    if (perPage > 0) for (let at = 1 + perPage; at <= first.totalResults; at += perPage) starts.push(at);
+    const rest = await mapWithConcurrency(starts, this.pool.limit, (at) => range(at, at + perPage));
+    // Users inserted while paging shift later pages, so the same user can come twice.
+    for (const user of [first.users, ...rest].flat()) if (!byId.has(user.id)) byId.set(user.id, user);
+    return [...byId.values()];
   }
 
   private call<T>(call: Call<T>): Promise<T> {

@@ -21,7 +21,7 @@
  * - Group ids are decimal strings; an id beyond 2^53 (which JSON numbers cannot carry exactly) is
  *   TEAMVIEWER_PROTOCOL, never a rounded id that would name another group.
  */
-import type { TeamViewerGroup, TeamViewerRole } from '../sync/group-model';
+import type { TeamViewerGroup, TeamViewerRole } from '../domain/group-model';
 import type { WebApiRequest } from './client';
 import { isTeamViewerError, TeamViewerError } from './errors';
 

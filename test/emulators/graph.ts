@@ -38,7 +38,7 @@ import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EntraUser } from '../../shared/sync/model';
+import type { EntraUser } from '../../shared/domain/model';
 
 export interface EmulatedAppRole {
   id: string;

@@ -42,6 +42,8 @@ export interface TeamViewerEmulatorOptions {
     startIndexZero?: boolean;
     /** ListResponse claims this many more results than exist (a server that loses users mid-paging). */
     extraTotalResults?: number;
+    /** At most this many users per page, whatever `count` asks (a server with its own page limit). */
+    maxCount?: number;
   };
   /** Web API user groups and roles (test/emulators/teamviewer-usergroups.ts). */
   userGroups?: UserGroupsEmulatorOptions;
@@ -88,6 +90,8 @@ export interface TeamViewerEmulator {
   users(): EmulatedTeamViewerUser[];
   seed(u: { userName: string; displayName?: string; active?: boolean; email?: string }): EmulatedTeamViewerUser;
   remove(id: string): void;
+  /** What an admin does by hand in the Management Console: re-enable or deactivate a user, rename them. */
+  editByHand(id: string, change: { active?: boolean; displayName?: string }): void;
   setToken(token: string): void;
   /** Every request, in arrival order; `path` includes the query string; status 0 = no answer. */
   requests: Array<{ method: string; path: string; status: number }>;
@@ -431,7 +435,9 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     const filterText = params.get('filter');
     const filter = filterText === null ? undefined : parseFilter(filterText);
     const startIndex = Math.max(1, integerParam(params, 'startIndex') ?? 1);
-    const count = integerParam(params, 'count');
+    const asked = integerParam(params, 'count');
+    const cap = opts.quirks?.maxCount;
+    const count = cap === undefined ? asked : Math.min(asked ?? cap, cap);
     const all = [...store.values()].filter((u) => !filter || matches(u, filter));
     const from = startIndex - 1;
     const page = count === undefined ? all.slice(from) : all.slice(from, from + Math.max(0, count));
@@ -622,6 +628,12 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     seed,
     remove: (id) => {
       store.delete(id);
+    },
+    editByHand: (id, change) => {
+      const user = store.get(id);
+      if (!user) throw new Error(`no TeamViewer user ${id}`);
+      if (change.active !== undefined) user.active = change.active;
+      if (change.displayName !== undefined) user.displayName = change.displayName;
     },
     setToken: (next) => {
       token = next;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateError } from '../../shared/state/errors';
 import { GroupStateStore } from '../../shared/state/groups';
 import { tableClient, type ClientTuning, type PipelinePolicy, type StorageTarget } from '../../shared/state/target';
-import type { GroupLink } from '../../shared/sync/group-model';
+import type { GroupLink } from '../../shared/domain/group-model';
 import { startAzurite, type Azurite } from '../support/azurite';
 
 const FAST: ClientTuning = { retry: { maxRetries: 1, retryDelayInMs: 10, maxRetryDelayInMs: 20 }, requestTimeoutMs: 10_000 };

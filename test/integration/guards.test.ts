@@ -14,10 +14,9 @@ import { memoryLogger } from '../../shared/log';
 import { StateStore } from '../../shared/state/store';
 import { LEASE_KEY, LeaseHeldError, type LeaseRecord } from '../../shared/sync/lease';
 import { startAcsEmailEmulator, type AcsEmailEmulator } from '../emulators/acs-email';
-import type { EmulatedTenant } from '../emulators/graph';
 import { startIdentityEmulator, type IdentityEmulator } from '../emulators/identity';
 import { startAzurite } from '../support/azurite';
-import { DEFAULT_ROLE, SP_ID, userId } from '../support/tenant';
+import { directTenant, personUpn, userId } from '../support/tenant';
 import { runCli, startWorld, type World } from '../support/world';
 
 let storage: Awaited<ReturnType<typeof startAzurite>>;
@@ -38,17 +37,8 @@ afterAll(async () => {
   await Promise.all([storage?.stop(), identity?.close(), mail?.close()]);
 });
 
-const upn = (n: number) => `person.${n}@contoso.example`;
+const upn = personUpn;
 
-/** `count` enabled users, each assigned to the app directly (one app role assignment each). */
-function directTenant(count: number): EmulatedTenant {
-  return {
-    servicePrincipals: [{ id: SP_ID, appId: 'b1e3a2c4-0000-4000-8000-7ea3c1e0ab1e', displayName: 'TeamViewer' }],
-    users: Array.from({ length: count }, (_, i) => ({ id: userId(i + 1), userPrincipalName: upn(i + 1), displayName: `Person ${i + 1}`, givenName: 'Person', surname: `${i + 1}`, mail: upn(i + 1), accountEnabled: true })),
-    groups: [],
-    assignments: Array.from({ length: count }, (_, i) => ({ id: `asg-${i + 1}`, resourceId: SP_ID, principalId: userId(i + 1), principalType: 'User' as const, appRoleId: DEFAULT_ROLE })),
-  };
-}
 
 async function world(users: number, graphPageSize = 100): Promise<World> {
   const w = await startWorld({ tenant: directTenant(users), graphPageSize, identity, storageConnectionString: storage.connectionString });

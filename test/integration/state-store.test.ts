@@ -6,7 +6,7 @@ import { StateConflictError, StateError } from '../../shared/state/errors';
 import { escapeKey } from '../../shared/state/keys';
 import { StateStore } from '../../shared/state/store';
 import { tableClient, tableEndpoint, tableServiceUriForAccount, type ClientTuning, type PipelinePolicy, type StorageTarget } from '../../shared/state/target';
-import { emptyCounts, type CycleRecord, type Link } from '../../shared/sync/model';
+import { emptyCounts, type CycleRecord, type Link } from '../../shared/domain/model';
 import { startAzurite, type Azurite } from '../support/azurite';
 import { freePort } from '../support/ports';
 
@@ -119,6 +119,11 @@ describe('links', () => {
       [...links].sort((a, b) => a.entraId.localeCompare(b.entraId)),
     );
     expect(await store.getLink('a/b')).toBeNull();
+    // The drift check's digests: the same links, with only what it compares.
+    const digests = await store.listLinkDigests();
+    expect(digests.sort((a, b) => a.entraId.localeCompare(b.entraId))).toEqual(
+      [...links].sort((a, b) => a.entraId.localeCompare(b.entraId)).map(({ entraId, teamViewerId, written, pending }) => ({ entraId, teamViewerId, written, ...(pending ? { pending } : {}) })),
+    );
   });
 
   it('When a link is put again, then the new version replaces the old one whole', async () => {
@@ -192,7 +197,7 @@ describe('cycles', () => {
       ...started,
       finishedAt: '2026-11-28T21:02:00.000Z',
       result: 'partial',
-      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1, staged: 2 },
+      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1, staged: 2, drift: 1 },
       imported: 136,
       planned: 11,
       error: { code: 'TEAMVIEWER_THROTTLED', message: 'TeamViewer kept answering 429' },
@@ -200,11 +205,26 @@ describe('cycles', () => {
       done: 11,
       configHash: '0123456789abcdef',
       failures: [{ entraId: 'e1', userPrincipalName: 'ann@contoso.com', action: 'create', code: 'TEAMVIEWER_CONFLICT', message: 'email in use', at: '2026-11-28T21:01:50.000Z' }],
+      driftRepairs: [{ entraId: 'e2', userPrincipalName: 'bob@contoso.com', teamViewerId: 'u7', action: 'disable', status: 'success', deactivates: true, reason: 'changed in TeamViewer by hand (active): put back', foundAt: '2026-11-28T21:01:33.123Z' }],
     };
     await store.updateCycle(finished);
     expect(await store.getCycle(started.id)).toEqual(finished);
     expect(await store.getCycle('20261128T210133.123Z-0000')).toBeNull();
     expect(await store.getCycle('not-a-cycle-id')).toBeNull();
+  });
+
+  it('When a cycle row was written before the staged and drift counts existed, then they read as 0; any other missing count is corrupt', async () => {
+    const { store, prefix } = await freshStore();
+    const c = cycle(store, new Date('2026-11-28T21:01:33.123Z'));
+    await store.createCycle({ ...c, counts: { ...c.counts, created: 4 } });
+    const raw = tableClient(target, `${prefix}Cycles`, FAST);
+    const [row] = await raw.listEntities().byPage({ maxPageSize: 1 }).next().then((r) => r.value as Array<Record<string, unknown>>);
+    const { staged: _staged, drift: _drift, odata: _odata, etag: _etag, timestamp: _timestamp, ...older } = row!;
+    await raw.upsertEntity(older as { partitionKey: string; rowKey: string }, 'Replace');
+    expect((await store.getCycle(c.id))?.counts).toEqual({ ...c.counts, created: 4, staged: 0, drift: 0 });
+    const { created: _created, ...broken } = older;
+    await raw.upsertEntity(broken as { partitionKey: string; rowKey: string }, 'Replace');
+    expect(await rejection(store.getCycle(c.id))).toMatchObject({ code: 'STATE_CORRUPT' });
   });
 
   it('When a cycle id is reused or an unknown cycle updated, then the store refuses', async () => {
@@ -299,6 +319,7 @@ describe('corrupt rows', () => {
     expect(listed.code).toBe('STATE_CORRUPT');
     expect(listed.message).toContain('broken-json');
     expect(listed.rowKey).toBe('broken-json');
+    expect(await rejection(store.listLinkDigests())).toMatchObject({ code: 'STATE_CORRUPT', rowKey: 'broken-json' });
     expect((await rejection(store.getLink('broken-json'))).code).toBe('STATE_CORRUPT');
     expect(await store.getLink('good')).not.toBeNull();
   });

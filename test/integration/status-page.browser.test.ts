@@ -13,7 +13,7 @@ import { statusHandler } from '../../shared/handlers/status';
 import { getApp, resetRuntime } from '../../shared/runtime';
 import { HEALTH_LOOK } from '../../shared/status-page';
 import type { StateStore } from '../../shared/state/store';
-import { emptyCounts, type CycleRecord, type UserFailure } from '../../shared/sync/model';
+import { emptyCounts, type CycleRecord, type UserFailure } from '../../shared/domain/model';
 import { CHROMIUM_PATH, dominantColor, hexColor, launchChromium, readPng, serveHandler, type Chromium, type HandlerServer } from '../support/browser';
 import { sampleTenant } from '../support/tenant';
 import { REPO_ROOT, startWorld, type World } from '../support/world';

@@ -113,12 +113,32 @@ describe('TeamViewerClient against the emulator', () => {
       for (let i = 1; i <= 23; i++) big.seed({ userName: `user${String(i).padStart(2, '0')}@contoso.com`, displayName: `User ${i}` });
     });
 
-    it('reads every page when totalResults exceeds pageSize, asking by startIndex and count', async () => {
+    it('reads every page when totalResults exceeds pageSize, asking by startIndex and count, the pages after the first at once', async () => {
       big.resetRequests();
       const users = await clientFor(big, { pageSize: 5 }).listUsers();
       expect(users.map((u) => u.userName)).toEqual(big.users().map((u) => u.userName));
       expect(new Set(users.map((u) => u.id)).size).toBe(23);
-      expect(big.requests.map((r) => new URL(r.path, 'http://x').searchParams.get('startIndex'))).toEqual(['1', '6', '11', '16', '21']);
+      const asked = big.requests.map((r) => new URL(r.path, 'http://x').searchParams);
+      expect(asked[0]?.get('startIndex')).toBe('1');
+      expect(asked.map((q) => `${q.get('startIndex')}+${q.get('count')}`).sort((a, b) => parseInt(a) - parseInt(b))).toEqual(['1+5', '6+5', '11+5', '16+5', '21+5']);
+    });
+
+    it('reads the pages after the first concurrently, up to the client\'s concurrency', async () => {
+      const slow = await extra({ latencyMs: 40 });
+      for (let i = 1; i <= 40; i++) slow.seed({ userName: `p${i}@contoso.com`, displayName: `Page ${i}` });
+      const users = await clientFor(slow, { pageSize: 5, concurrency: 4 }).listUsers();
+      expect(users).toHaveLength(slow.users().length);
+      expect(slow.requests).toHaveLength(Math.ceil(slow.users().length / 5));
+      expect(slow.peakInFlight()).toBe(4);
+    });
+
+    it('when the server gives fewer users per page than asked, pages by what it gives and misses no one', async () => {
+      // The server caps `count` at 4 (pageSize asks for 10): the first page says so, the rest follow it.
+      const capped = await extra({ quirks: { maxCount: 4 } });
+      for (let i = 1; i <= 17; i++) capped.seed({ userName: `cap${i}@contoso.com`, displayName: `Cap ${i}` });
+      const users = await clientFor(capped, { pageSize: 10 }).listUsers();
+      expect(users.map((u) => u.userName).sort()).toEqual(capped.users().map((u) => u.userName).sort());
+      expect(capped.requests.map((r) => new URL(r.path, 'http://x').searchParams.get('startIndex')).sort((a, b) => Number(a) - Number(b))).toEqual(['1', '5', '9', '13', '17']);
     });
 
     it('ignores the startIndex in answers (TeamViewer\'s example answers 0)', async () => {
@@ -135,7 +155,9 @@ describe('TeamViewerClient against the emulator', () => {
       const error = await failure(clientFor(lying, { pageSize: 2 }).listUsers());
       expect(error.code).toBe('TEAMVIEWER_PROTOCOL');
       expect(error.message).toMatch(/empty although totalResults is 9/);
-      expect(lying.requests).toHaveLength(4);
+      // The first page, then the four others at once (startIndex 3, 5, 7, 9): 5 holds one user, so 6
+      // is asked for too; 6, 7 and 9 come back empty.
+      expect(lying.requests).toHaveLength(6);
     });
 
     it('lists an empty company as []', async () => {

@@ -33,6 +33,19 @@ export function guid(kind: number, n: number): string {
 export const userId = (n: number) => guid(0xa, n);
 export const groupId = (n: number) => guid(0xb, n);
 
+/** person.N@contoso.example: the logins of directTenant's users. */
+export const personUpn = (n: number) => `person.${n}@contoso.example`;
+
+/** `count` enabled users "Person N", each assigned to the app directly (one app role assignment each). */
+export function directTenant(count: number): EmulatedTenant {
+  return {
+    servicePrincipals: [{ id: SP_ID, appId: 'b1e3a2c4-0000-4000-8000-7ea3c1e0ab1e', displayName: 'TeamViewer' }],
+    users: Array.from({ length: count }, (_, i) => ({ id: userId(i + 1), userPrincipalName: personUpn(i + 1), displayName: `Person ${i + 1}`, givenName: 'Person', surname: `${i + 1}`, mail: personUpn(i + 1), accountEnabled: true })),
+    groups: [],
+    assignments: Array.from({ length: count }, (_, i) => ({ id: `asg-${i + 1}`, resourceId: SP_ID, principalId: userId(i + 1), principalType: 'User' as const, appRoleId: DEFAULT_ROLE })),
+  };
+}
+
 export interface SampleTenantOptions {
   users?: number;
   groups?: number;

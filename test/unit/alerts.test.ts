@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decideAlerts, nextAlertState, type AlertState } from '../../shared/notify/alerts';
-import type { CycleRecord } from '../../shared/sync/model';
-import { emptyCounts } from '../../shared/sync/model';
+import type { CycleRecord } from '../../shared/domain/model';
+import { emptyCounts } from '../../shared/domain/model';
 import { nextQuarantine, type Quarantine } from '../../shared/sync/quarantine';
 
 const now = new Date('2026-11-28T12:00:00Z');

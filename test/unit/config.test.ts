@@ -145,6 +145,19 @@ describe('group settings', () => {
     return [];
   };
 
+  it('When DRIFT_CHECK is not given, then hand edits are looked for every cycle; daily and off are taken as given', () => {
+    expect(loadSettings({ env: good, localSettingsDir: null }).driftCheck).toBe('every-cycle');
+    expect(loadSettings({ env: { ...good, DRIFT_CHECK: 'daily' }, localSettingsDir: null }).driftCheck).toBe('daily');
+    expect(loadSettings({ env: { ...good, DRIFT_CHECK: 'off' }, localSettingsDir: null }).driftCheck).toBe('off');
+  });
+
+  it('When DRIFT_CHECK is something else, then start-up stops naming it with the other bad settings', () => {
+    expect(messages({ DRIFT_CHECK: 'hourly', GROUP_PROVISIONING: 'yes' })).toEqual([
+      'GROUP_PROVISIONING: "yes" must be off or assigned',
+      'DRIFT_CHECK: "hourly" must be every-cycle, daily or off',
+    ]);
+  });
+
   it('When no group setting is given, then groups are off, with no prefix and no roles', () => {
     expect(loadSettings({ env: good, localSettingsDir: null }).groups).toEqual({ provisioning: 'off', prefix: '', roles: [] });
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Link } from '../../shared/sync/model';
-import type { AssignedGroup, GroupLink, TeamViewerGroup, TeamViewerRole } from '../../shared/sync/group-model';
+import type { Link } from '../../shared/domain/model';
+import type { AssignedGroup, GroupLink, TeamViewerGroup, TeamViewerRole } from '../../shared/domain/group-model';
 import { groupNameFor, planGroups, removesGroup, type GroupAction, type GroupPlanInput } from '../../shared/sync/group-planner';
 
 const G1 = 'aaaaaaaa-0000-4000-8000-000000000001';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveGroupRoles } from '../../shared/sync/group-roles';
-import type { AssignedGroup, TeamViewerRole } from '../../shared/sync/group-model';
+import type { AssignedGroup, TeamViewerRole } from '../../shared/domain/group-model';
 
 const HELPDESK = '11111111-0000-4000-8000-000000000001';
 const FIELD = '11111111-0000-4000-8000-000000000002';

@@ -10,7 +10,7 @@ import {
   parseMappings,
   type SyncConfig,
 } from '../../shared/sync/mapping';
-import type { AssignedUser, TeamViewerUser } from '../../shared/sync/model';
+import type { AssignedUser, TeamViewerUser } from '../../shared/domain/model';
 import { parseScopingFilters } from '../../shared/sync/scoping';
 
 const user = (extra: Partial<AssignedUser> = {}): AssignedUser => ({

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mapUser } from '../../shared/sync/mapping';
-import type { AssignedUser, Link, TeamViewerUser } from '../../shared/sync/model';
+import type { AssignedUser, Link, TeamViewerUser } from '../../shared/domain/model';
 import { deactivates, plan, type Action } from '../../shared/sync/planner';
 
 const entra = (id: string, upn: string, extra: Partial<AssignedUser> = {}): AssignedUser => ({

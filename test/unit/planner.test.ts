@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mapUser } from '../../shared/sync/mapping';
-import type { AssignedUser, Link, TeamViewerUser } from '../../shared/sync/model';
+import type { AssignedUser, Link, TeamViewerUser } from '../../shared/domain/model';
 import { plan, type Action } from '../../shared/sync/planner';
 
 const entra = (id: string, upn: string, extra: Partial<AssignedUser> = {}): AssignedUser => ({

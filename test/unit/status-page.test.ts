@@ -5,7 +5,7 @@ import type { StatusDocument } from '../../shared/status';
 import { renderStatusPage } from '../../shared/status-page';
 
 const NOW = '2026-03-10T12:00:00.000Z';
-const counts = (over: Partial<Record<string, number>> = {}) => ({ created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, staged: 0, failed: 0, ...over });
+const counts = (over: Partial<Record<string, number>> = {}) => ({ created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, staged: 0, failed: 0, drift: 0, ...over });
 
 function cycle(over: Record<string, unknown> = {}) {
   return {
@@ -158,16 +158,16 @@ describe('status page: last cycle, recent cycles, chart', () => {
   it('When there are recent cycles, then the table has a row each with its counts, newest first', () => {
     const cycles = [
       cycle({ id: 'c3', startedAt: '2026-03-10T11:00:00.000Z', result: 'partial', counts: counts({ updated: 4, failed: 2 }) }),
-      cycle({ id: 'c2', startedAt: '2026-03-10T10:20:00.000Z', counts: counts({ disabled: 1, enabled: 5, staged: 3 }) }),
-      // c1 comes from before counts had `staged`: its cell shows "—", not a made-up 0.
-      cycle({ id: 'c1', startedAt: '2026-03-10T09:40:00.000Z', kind: 'initial', durationSeconds: 0.2, counts: { ...counts({ created: 40, linked: 2 }), staged: undefined } }),
+      cycle({ id: 'c2', startedAt: '2026-03-10T10:20:00.000Z', counts: counts({ disabled: 1, enabled: 5, staged: 3, drift: 1 }) }),
+      // c1 comes from before counts had `staged` and `drift`: those cells show "—", not a made-up 0.
+      cycle({ id: 'c1', startedAt: '2026-03-10T09:40:00.000Z', kind: 'initial', durationSeconds: 0.2, counts: { ...counts({ created: 40, linked: 2 }), staged: undefined, drift: undefined } }),
     ];
     const html = renderStatusPage(doc({ recentCycles: cycles }));
     const rows = [...html.matchAll(/<tr><th scope="row">([\s\S]*?)<\/tr>/g)].map((m) => visibleText(m[1]!).trim());
     expect(rows).toEqual([
-      '2026-03-10 11:00:00 UTC incremental c3 partial 2 min 5 s 0 4 0 0 0 0 0 2',
-      '2026-03-10 10:20:00 UTC incremental c2 succeeded 2 min 5 s 0 0 1 5 0 0 3 0',
-      '2026-03-10 09:40:00 UTC initial c1 succeeded 0.2 s 40 0 0 0 2 0 — 0',
+      '2026-03-10 11:00:00 UTC incremental c3 partial 2 min 5 s 0 4 0 0 0 0 0 2 0',
+      '2026-03-10 10:20:00 UTC incremental c2 succeeded 2 min 5 s 0 0 1 5 0 0 3 0 1',
+      '2026-03-10 09:40:00 UTC initial c1 succeeded 0.2 s 40 0 0 0 2 0 — 0 —',
     ]);
   });
 
@@ -252,6 +252,7 @@ describe('status page: escaping', () => {
     { field: 'generatedAt', over: (h) => ({ generatedAt: h }) },
     { field: 'quarantine', over: (h) => ({ quarantine: { reason: h, since: h, message: h, howToRelease: h } }) },
     { field: 'staged deactivations', over: (h) => ({ stagedDeactivations: { reason: h, message: h, count: 1, limit: 0, since: h, cycleId: h, allowed: false, sample: [{ entraId: h, userPrincipalName: h, teamViewerId: h, reason: h }] } }) },
+    { field: 're-enabled leaver', over: (h) => ({ reenabledLeavers: [{ entraId: h, userPrincipalName: h, teamViewerId: h, foundAt: h, cycleId: h, outcome: h }] }) },
     { field: 'allowance', over: (h) => ({ stagedDeactivations: { reason: 'SuspiciousRead', message: 'm', count: 1, newlyHeld: 1, limit: 0, since: '2026-03-10T11:00:00.000Z', cycleId: 'c', allowed: true, sample: [] }, allowance: { by: h, grantedAt: h, count: 1, pending: true, applied: null, cycleId: null, appliedAt: null } }) },
   ];
   for (const { field, over } of fields) {
@@ -392,6 +393,25 @@ describe('status page: self-contained, tolerant', () => {
     expect(text).toContain('612 deactivation(s) held back (limit 500)');
     expect(text).toContain('adele@contoso.test — unassigned');
     expect(text).toContain('and 611 more.');
+  });
+});
+
+describe('re-enabled leavers on the page', () => {
+  it('When a leaver was found re-enabled by hand, then the page names them, the TeamViewer user, when and what became of it', () => {
+    const html = renderStatusPage(doc({ reenabledLeavers: [{ entraId: 'e5', userPrincipalName: 'person.5@contoso.example', teamViewerId: 'u17', foundAt: '2026-03-10T11:00:00.000Z', cycleId: 'c9', outcome: 'deactivated again' }] }));
+    const section = visibleText(/<section id="reenabled"[\s\S]*?<\/section>/.exec(html)![0]);
+    expect(section).toContain('Re-enabled by hand in TeamViewer (1)');
+    expect(section).toMatch(/person\.5@contoso\.example — TeamViewer user u17\s*, found 2026-03-10 11:00:00 UTC \(1 h ago\)\s*: deactivated again/);
+  });
+
+  it('When none was found, or the document predates the field, then there is no such section', () => {
+    expect(renderStatusPage(doc({ reenabledLeavers: [] }))).not.toContain('id="reenabled"');
+    expect(renderStatusPage(doc())).not.toContain('id="reenabled"');
+  });
+
+  it('When the last cycle put back hand edits, then its changes say how many', () => {
+    const html = renderStatusPage(doc({ lastCycle: cycle({ counts: counts({ disabled: 1, updated: 1, drift: 2 }) }) }));
+    expect(visibleText(/<section id="last"[\s\S]*?<\/section>/.exec(html)![0])).toContain('0 failed, 0 unchanged; 2 of the changes put back hand edits in TeamViewer');
   });
 });
 

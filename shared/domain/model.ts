@@ -1,7 +1,10 @@
 /**
- * The domain's nouns, shared by the adapters (Entra, TeamViewer, state) and the pure core.
+ * The domain's nouns, shared by the adapters (Entra, TeamViewer, state) and the pure core (sync/).
  * Words follow Entra's provisioning docs and the status page: an AssignedUser is read from
- * Entra, a TeamViewerUser lives in TeamViewer, a Link ties the two together in our state.
+ * Entra, a TeamViewerUser lives in TeamViewer, a Link ties the two together in our state, and a
+ * cycle's ActionReports say what became of each planned change.
+ *
+ * This module imports nothing: the adapters and state depend on it, never on sync/.
  */
 
 /** A user as read from Microsoft Graph, with the attributes the mappings need. */
@@ -85,6 +88,39 @@ export interface Link {
   rematch?: true;
 }
 
+/**
+ * What the drift check needs of a link, read without the rest of the row: who, which TeamViewer
+ * user, and what tvsync last wrote there.
+ */
+export type LinkDigest = Pick<Link, 'entraId' | 'teamViewerId' | 'written' | 'pending' | 'rematch'>;
+
+/** One attribute a change writes: what TeamViewer held, what it gets. */
+export interface AttributeChange {
+  attribute: string;
+  old: string | boolean | null;
+  new: string | boolean | null;
+}
+
+/** What the planner can decide for a user (shared/sync/planner.ts builds them). */
+export type ActionKind = 'create' | 'link' | 'update' | 'enable' | 'disable' | 'unlink' | 'skip' | 'fail';
+
+/** What became of a planned change: done, failed, left alone, needing attention, only planned (dry run), held by the guard. */
+export type ActionStatus = 'success' | 'failure' | 'skipped' | 'warning' | 'planned' | 'staged';
+
+/** What became of one planned user change in a cycle: the cycle's report, the provisioning log record's source. */
+export interface ActionReport {
+  kind: ActionKind;
+  status: ActionStatus;
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  changes: AttributeChange[];
+  reason?: string;
+  error?: { code: string; message: string };
+  /** The action puts back a change made in TeamViewer by hand (the reason says which). */
+  drift?: true;
+}
+
 export type CycleKind = 'initial' | 'incremental';
 export type CycleResult = 'running' | 'succeeded' | 'partial' | 'failed';
 
@@ -99,10 +135,15 @@ export interface CycleCounts {
   failed: number;
   /** Deactivations held back by the accidental-deletion guard. */
   staged: number;
+  /**
+   * Of the changes above, how many put back something changed in TeamViewer by hand (a leaver
+   * re-enabled, a display name edited): a subset, not a separate kind of change.
+   */
+  drift: number;
 }
 
 export function emptyCounts(): CycleCounts {
-  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0 };
+  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0, drift: 0 };
 }
 
 /** One row per cycle in state. */
@@ -137,6 +178,24 @@ export interface CycleRecord {
   configHash?: string;
   /** Per-user failures of this cycle (at most 50 kept), for status. */
   failures?: UserFailure[];
+  /** Changes made in TeamViewer by hand that this cycle found and put back, or tried to (at most 20 kept), for status. */
+  driftRepairs?: DriftRepair[];
+}
+
+/** A change made in TeamViewer by hand that a cycle found, and what became of its repair. */
+export interface DriftRepair {
+  entraId: string;
+  userPrincipalName: string;
+  teamViewerId: string | null;
+  /** The action that puts it back (disable, enable, update, link, create). */
+  action: string;
+  /** success: put back; staged: held by the accidental-deletion guard; failure; skipped (e.g. the time budget). */
+  status: string;
+  /** True when the repair deactivates the user: someone who should not have access had it again. */
+  deactivates: boolean;
+  reason: string;
+  /** When the cycle found it (its start). */
+  foundAt: string;
 }
 
 export interface UserFailure {
