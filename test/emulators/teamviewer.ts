@@ -100,6 +100,8 @@ export interface TeamViewerEmulator {
   inject(fault: TeamViewerFault): void;
   /** Drops faults that have not fired yet. */
   clearFaults(): void;
+  /** Holds every request that arrives until the returned function is called: a slow TeamViewer on cue. */
+  hold(): () => void;
   /** Most requests that were being handled at the same time since start or resetRequests(). */
   peakInFlight(): number;
   /** The company's user groups and roles, and what an admin does to them by hand. */
@@ -553,6 +555,9 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     res.end(text);
   };
 
+  /** While set, requests wait until it opens (see hold()). */
+  let gate: { opened: Promise<void>; open: () => void } | null = null;
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const rawPath = req.url ?? '/';
@@ -565,6 +570,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (opts.latencyMs) await new Promise((resolve) => setTimeout(resolve, opts.latencyMs));
+    if (gate) await gate.opened;
 
     const url = new URL(rawPath, 'http://127.0.0.1');
     const scimPath = url.pathname.startsWith('/scim/');
@@ -647,6 +653,18 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     inject: (fault) => {
       faults.push({ ...fault });
     },
+    hold: () => {
+      if (!gate) {
+        let open!: () => void;
+        const opened = new Promise<void>((resolve) => (open = resolve));
+        gate = { opened, open };
+      }
+      const held = gate;
+      return () => {
+        if (gate === held) gate = null;
+        held.open();
+      };
+    },
     clearFaults: () => {
       faults.length = 0;
     },
@@ -654,6 +672,8 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     userGroups,
     hanging: () => heldSockets.size,
     close: async () => {
+      gate?.open();
+      gate = null;
       for (const socket of heldSockets) socket.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -46,7 +46,7 @@ describe('the cycle record', () => {
       kind: 'initial',
       trigger: 'timer',
       result: 'succeeded',
-      counts: { created: expectedInScope(w.tenant).size, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: expect.any(Number), failed: 0, staged: 0 },
+      counts: { created: expectedInScope(w.tenant).size, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: expect.any(Number), failed: 0, staged: 0, drift: 0 },
       imported: expect.any(Number),
       durationMs: expect.any(Number),
       errorCode: null,
