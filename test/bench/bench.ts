@@ -81,7 +81,7 @@ export interface ScenarioResult {
 
 const HELP = `npm run bench -- [options]
 
-  --users N[,N…]         tenant sizes (default 1000; positional sizes work too)
+  --users N[,N…]         tenant sizes (default 1000,5000; positional sizes work too)
   --latency-ms MS        Graph and TeamViewer answer after MS (default 50)
   --rate-limit N         TeamViewer answers 403 rate_limit_reached above N requests/s (default none)
   --scenarios A[,B…]     ${SCENARIOS.join(', ')} (default all)
@@ -156,7 +156,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         else throw new Error(`unknown option ${arg} (see --help)`);
     }
   }
-  if (options.users.length === 0) options.users = [1000];
+  if (options.users.length === 0) options.users = [1000, 5000];
   if (!fs.existsSync(options.bin)) throw new Error(`--bin ${options.bin} does not exist`);
   return options;
 }
