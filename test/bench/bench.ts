@@ -515,8 +515,14 @@ export async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   let azurite: Azurite | null = null;
   const host = startHost();
-  const stopAll = () => void host.stop();
-  process.once('SIGINT', stopAll);
+  // Ctrl-C or a kill: exiting runs the exit hooks that kill the running tvsync's process group
+  // and Azurite; the emulator host leaves when its IPC channel closes.
+  const interrupted = (signal: NodeJS.Signals) => {
+    process.stderr.write(`bench: ${signal}: stopping tvsync, the emulators and Azurite\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const bench = new Bench(host, options);
   try {
     azurite = await startAzurite();
@@ -525,7 +531,8 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await host.stop();
     await azurite?.stop();
-    process.removeListener('SIGINT', stopAll);
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
   }
   const table = markdownTable(bench.results);
   process.stdout.write(`\n${table}`);
