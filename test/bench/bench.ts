@@ -486,9 +486,11 @@ export function markdownTable(results: ScenarioResult[]): string {
 
 function gitCommit(dir: string): string {
   try {
-    const commit = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return dirty ? `${commit} (with uncommitted changes)` : commit;
+    const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = git('rev-parse', 'HEAD');
+    // Only what makes up tvsync counts: edits to tests or docs do not change the measured build.
+    const dirty = execFileSync('git', ['-C', git('rev-parse', '--show-toplevel'), 'status', '--porcelain', '--untracked-files=no', '--', 'shared', 'functions', 'bin', 'package.json', 'package-lock.json', 'tsconfig.json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${commit} (with uncommitted changes to tvsync)` : commit;
   } catch {
     return 'unknown (not a git checkout)';
   }
