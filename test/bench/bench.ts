@@ -393,17 +393,27 @@ class Bench {
     });
   }
 
-  /** A world after a successful initial cycle, for the scenarios that start from one. */
-  private async synced(users: number, candidates: Array<BenchWorld | null>): Promise<BenchWorld> {
+  /**
+   * A world after a successful initial cycle, for the scenarios that start from one: the first
+   * measured initial world that succeeded, else one prepared by an unmeasured initial cycle at zero
+   * latency (given twice --max-seconds). That one matches users TeamViewer already has, the
+   * cheapest way to a synced state (one state write per user, no TeamViewer write); the planner
+   * decides from TeamViewer's data, not from how a link came about, so later cycles see the same
+   * state as after creating them. Returns why not when that fails.
+   */
+  private async synced(users: number, candidates: Array<BenchWorld | null>, open: BenchWorld[]): Promise<BenchWorld | { notReady: string; timedOut: boolean }> {
     const ready = candidates.find((w): w is BenchWorld => w !== null);
     if (ready) return ready;
-    const world = await this.world(users, 'empty', 'a world prepared by an unmeasured initial cycle');
-    process.stderr.write(`bench: ${users} users, preparing a synced world (initial cycle at 0 ms latency, not measured)…\n`);
+    const world = await this.world(users, 'all', 'a world prepared by an unmeasured initial-existing cycle');
+    open.push(world);
+    const limit = 2 * this.options.maxSeconds;
+    process.stderr.write(`bench: ${users} users, preparing a synced world (initial cycle at 0 ms latency, not measured, at most ${limit} s)…\n`);
     await this.host.send({ cmd: 'pace', world: world.id, pace: { latencyMs: 0 } });
-    const run = await runTvsync({ ...this.options, cpuProfDir: undefined }, ['sync', '--json'], { ...world.env, TEAMVIEWER_CONCURRENCY: '16' }, 24 * 3600);
+    const run = await runTvsync({ ...this.options, cpuProfDir: undefined }, ['sync', '--json'], { ...world.env, TEAMVIEWER_CONCURRENCY: '16' }, limit);
     const report = parseJson<CycleJson>(run.stdout);
+    if (run.timedOut) return { notReady: `not run: preparing a synced world (an unmeasured initial cycle) did not finish in ${limit} s`, timedOut: true };
     if (report?.result !== 'succeeded' || report.counts.failed) {
-      throw new Error(`could not prepare a synced world of ${users} users: ${report ? `${report.result} ${JSON.stringify(report.counts)}` : run.stderrTail.slice(-500)}`);
+      return { notReady: `not run: preparing a synced world failed: ${report ? `${report.result} ${JSON.stringify(report.counts)}` : run.stderrTail.slice(-300)}`, timedOut: false };
     }
     await this.host.send({ cmd: 'pace', world: world.id, pace: this.pace() });
     return world;
@@ -428,8 +438,14 @@ class Bench {
         if (r.outcome === 'succeeded') afterExisting = { ...world, label: 'the world of initial-existing' };
       }
       if (!wants('no-change') && !wants('one-percent') && !wants('provision')) return;
-      const world = await this.synced(users, [afterEmpty, afterExisting]);
-      if (!open.some((w) => w.id === world.id)) open.push(world);
+      const world = await this.synced(users, [afterEmpty, afterExisting], open);
+      if ('notReady' in world) {
+        for (const scenario of (['no-change', 'one-percent', 'provision'] as const).filter(wants)) {
+          const load = os.loadavg();
+          this.results.push({ users, scenario, outcome: world.timedOut ? 'did not finish' : 'failed', check: world.notReady, changes: 0, teamViewerRequestsPerChange: null, loadAverage: { before: load, after: load } });
+        }
+        return;
+      }
       if (wants('no-change')) {
         await this.sync(users, 'no-change', world, { created: 0, updated: 0, enabled: 0, disabled: 0, linked: 0 });
       }
@@ -520,7 +536,8 @@ export async function main(argv: string[]): Promise<number> {
   // Ctrl-C or a kill: exiting runs the exit hooks that kill the running tvsync's process group
   // and Azurite; the emulator host leaves when its IPC channel closes.
   const interrupted = (signal: NodeJS.Signals) => {
-    process.stderr.write(`bench: ${signal}: stopping tvsync, the emulators and Azurite\n`);
+    process.stderr.write(`bench: ${signal}: stopping tvsync, the emulators and Azurite; writing what finished\n`);
+    writeResults(options, startedAt, bench.results, `interrupted by ${signal}`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted);
@@ -536,22 +553,28 @@ export async function main(argv: string[]): Promise<number> {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);
   }
-  const table = markdownTable(bench.results);
+  writeResults(options, startedAt, bench.results);
+  return bench.results.every((r) => r.outcome === 'succeeded') ? 0 : 1;
+}
+
+/** Prints the table and writes the JSON (synchronously: an interrupted run writes what finished). */
+function writeResults(options: BenchOptions, startedAt: Date, results: ScenarioResult[], interrupted?: string): void {
+  const table = markdownTable(results);
   process.stdout.write(`\n${table}`);
   const doc = {
     date: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
+    ...(interrupted ? { interrupted } : {}),
     machine: machine(),
     options: { ...options, out: undefined },
     measuredBuild: { bin: options.bin, commit: gitCommit(path.dirname(options.bin)) },
     harnessCommit: gitCommit(REPO_ROOT),
-    results: bench.results,
+    results,
     table,
   };
   fs.mkdirSync(path.dirname(options.out), { recursive: true });
   fs.writeFileSync(options.out, `${JSON.stringify(doc, null, 2)}\n`);
   process.stderr.write(`bench: written to ${options.out}\n`);
-  return bench.results.every((r) => r.outcome === 'succeeded') ? 0 : 1;
 }
 
 if (require.main === module) {
