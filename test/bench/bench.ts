@@ -355,7 +355,9 @@ class Bench {
     const base = { users, scenario, base: world.label || undefined, loadAverage: { before, after: os.loadavg() }, counters };
     let result: ScenarioResult;
     if (run.timedOut) {
-      result = { ...base, outcome: 'did not finish', check: `did not finish in ${this.options.maxSeconds} s (stopped)`, changes: 0, teamViewerRequestsPerChange: null, measurement: run.measurement };
+      // How far it got, so a stopped run still says something (as counts, never as a result).
+      const progress = `TeamViewer POST ${counters.teamViewer.POST}, PATCH ${counters.teamViewer.PATCH}, Table tx ${counters.table.transactions}`;
+      result = { ...base, outcome: 'did not finish', check: `did not finish in ${this.options.maxSeconds} s (stopped; by then ${progress})`, changes: 0, teamViewerRequestsPerChange: null, measurement: run.measurement };
     } else {
       try {
         const verdict = check(run);
