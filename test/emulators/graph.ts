@@ -97,6 +97,8 @@ export interface GraphEmulatorOptions {
   /** When given, every request needs `Authorization: Bearer <token>` with a token it accepts. */
   isValidToken?: (token: string) => boolean;
   port?: number;
+  /** Added before every answer (default 0), like a real service's round trip. */
+  latencyMs?: number;
 }
 
 export interface RecordedRequest {
@@ -130,6 +132,8 @@ export interface GraphEmulator {
   hanging(): number;
   /** When set, nextLinks point at this origin instead of `url` (to test that a reader refuses them). */
   nextLinkOrigin: string | undefined;
+  /** Added before every answer; may be changed between requests. */
+  latencyMs: number;
 
   // Changes as an admin makes them in Entra; editing `tenant` directly works as well.
   addUser(user: TenantUser): TenantUser;
@@ -226,7 +230,7 @@ function graphError(status: number, code?: string, message?: string, headers?: H
   };
 }
 
-const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+const same = (a: string, b: string): boolean => a === b || a.toLowerCase() === b.toLowerCase();
 const COLLECTION_PROPERTIES = new Set(['businessPhones', 'appRoles']);
 const EXTENSION_ATTRIBUTE_NAMES = Array.from({ length: 15 }, (_, i) => `extensionAttribute${i + 1}`);
 
@@ -310,6 +314,102 @@ function parseFilter(text: string): { property: string; values: unknown[] } | { 
   return { property, values };
 }
 
+type TenantGroup = EmulatedTenant['groups'][number];
+type TenantServicePrincipal = EmulatedTenant['servicePrincipals'][number];
+/** A user and its position in `tenant.users` (answers keep the tenant's order). */
+interface Placed { user: TenantUser; pos: number }
+
+/** Case-insensitive lookups over the tenant (keys lower-cased), so no request scans it per item. */
+interface TenantLookups {
+  /** Every user, soft-deleted ones included, by id. */
+  userById: Map<string, Placed>;
+  /** Users that are not soft-deleted, by id and by userPrincipalName (the first in tenant order wins). */
+  liveByIdOrUpn: Map<string, TenantUser>;
+  liveById: Map<string, Placed>;
+  liveByUpn: Map<string, Placed[]>;
+  groupById: Map<string, TenantGroup>;
+  servicePrincipalById: Map<string, TenantServicePrincipal>;
+  /** Member id → the groups that hold it directly, in tenant order. */
+  groupsOfMember: Map<string, TenantGroup[]>;
+}
+
+/**
+ * Lookups that follow the tenant as it is now. Tests edit `tenant` directly (an id, a UPN, a
+ * deletion mark, a member list, a whole array), so the lookups are never trusted blindly: each
+ * call walks the tenant's keys and compares them by identity with the ones the lookups were built
+ * from, and rebuilds them when anything differs. The walk allocates nothing and does no
+ * case-folding, so it costs a small fraction of one scan with case-insensitive comparisons — and a
+ * request used to make one such scan per member, assignment or filter value.
+ */
+function tenantLookups(tenantOf: () => EmulatedTenant): () => TenantLookups {
+  let keys: unknown[] = [];
+  let built: TenantLookups | null = null;
+  const matches = (tenant: EmulatedTenant): boolean => {
+    // Written out (no helper per key): this runs once per request over every user and member.
+    const k = keys;
+    let i = 0;
+    if (k[i++] !== tenant || k[i++] !== tenant.users || k[i++] !== tenant.users.length) return false;
+    for (const u of tenant.users) {
+      if (k[i++] !== u || k[i++] !== u.id || k[i++] !== u.userPrincipalName || k[i++] !== u.deletedDateTime) return false;
+    }
+    if (k[i++] !== tenant.groups || k[i++] !== tenant.groups.length) return false;
+    for (const g of tenant.groups) {
+      if (k[i++] !== g || k[i++] !== g.id || k[i++] !== g.members || k[i++] !== g.members.length) return false;
+      for (const m of g.members) if (k[i++] !== m) return false;
+    }
+    if (k[i++] !== tenant.servicePrincipals || k[i++] !== tenant.servicePrincipals.length) return false;
+    for (const sp of tenant.servicePrincipals) if (k[i++] !== sp || k[i++] !== sp.id) return false;
+    return i === k.length;
+  };
+  const build = (tenant: EmulatedTenant): TenantLookups => {
+    keys = [tenant, tenant.users, tenant.users.length];
+    const next: TenantLookups = {
+      userById: new Map(), liveByIdOrUpn: new Map(), liveById: new Map(), liveByUpn: new Map(),
+      groupById: new Map(), servicePrincipalById: new Map(), groupsOfMember: new Map(),
+    };
+    tenant.users.forEach((user, pos) => {
+      keys.push(user, user.id, user.userPrincipalName, user.deletedDateTime);
+      const id = user.id.toLowerCase();
+      if (!next.userById.has(id)) next.userById.set(id, { user, pos });
+      if (isSoftDeleted(user)) return;
+      const upn = user.userPrincipalName.toLowerCase();
+      if (!next.liveById.has(id)) next.liveById.set(id, { user, pos });
+      const sameUpn = next.liveByUpn.get(upn);
+      if (sameUpn) sameUpn.push({ user, pos });
+      else next.liveByUpn.set(upn, [{ user, pos }]);
+      if (!next.liveByIdOrUpn.has(id)) next.liveByIdOrUpn.set(id, user);
+      if (!next.liveByIdOrUpn.has(upn)) next.liveByIdOrUpn.set(upn, user);
+    });
+    keys.push(tenant.groups, tenant.groups.length);
+    for (const group of tenant.groups) {
+      keys.push(group, group.id, group.members, group.members.length);
+      for (const member of group.members) keys.push(member);
+      const id = group.id.toLowerCase();
+      if (!next.groupById.has(id)) next.groupById.set(id, group);
+      const seen = new Set<string>();
+      for (const member of group.members) {
+        const key = member.toLowerCase();
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const groups = next.groupsOfMember.get(key);
+        if (groups) groups.push(group);
+        else next.groupsOfMember.set(key, [group]);
+      }
+    }
+    keys.push(tenant.servicePrincipals, tenant.servicePrincipals.length);
+    for (const sp of tenant.servicePrincipals) {
+      keys.push(sp, sp.id);
+      if (!next.servicePrincipalById.has(sp.id.toLowerCase())) next.servicePrincipalById.set(sp.id.toLowerCase(), sp);
+    }
+    return next;
+  };
+  return () => {
+    const tenant = tenantOf();
+    if (!built || !matches(tenant)) built = build(tenant);
+    return built;
+  };
+}
+
 export async function startGraphEmulator(options: GraphEmulatorOptions): Promise<GraphEmulator> {
   const pageSize = options.pageSize ?? 100;
   const faults: ArmedFault[] = [];
@@ -318,10 +418,16 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
   const deltaSkips = new Map<string, { resource: DeltaResource; entries: Array<Record<string, unknown>>; offset: number; next: DeltaState }>();
   const expiredTokens = new Map<string, { status: number; code: string }>();
   const { cert, key } = certificatePaths();
+  const freshLookups = tenantLookups(() => api.tenant);
+  // One check of the lookups per top-level request: the tenant cannot change while a request
+  // (or the sub-requests of one $batch) is being answered, which happens synchronously.
+  let requestLookups: TenantLookups | null = null;
+  const lookups = (): TenantLookups => (requestLookups ??= freshLookups());
 
   // --- paging -----------------------------------------------------------------------------------
 
-  function page(req: Request, items: Array<Record<string, unknown>>, context: string): Reply {
+  /** One page of `items`; `toJson` shapes only the items on it (a page of 999 out of 100,000). */
+  function page<T>(req: Request, items: T[], context: string, toJson: (item: T) => Record<string, unknown>): Reply {
     const topText = req.query.get('$top');
     let size = pageSize;
     if (topText !== null) {
@@ -347,7 +453,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
     const body: Record<string, unknown> = { '@odata.context': `${api.url}/v1.0/$metadata#${context}` };
     if (count !== null && count.toLowerCase() === 'true') body['@odata.count'] = items.length;
-    body.value = items.slice(offset, offset + size);
+    body.value = items.slice(offset, offset + size).map(toJson);
     if (offset + size < items.length) {
       const token = randomBytes(18).toString('base64url');
       skipTokens.set(token, { path: req.path.toLowerCase(), offset: offset + size });
@@ -437,12 +543,34 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
   /** Per user: 'soft' while soft-deleted, else the JSON of what the round reports about it. */
   function userSnapshot(select: string[] | undefined, ids: string[] | undefined): Snapshot {
     const snapshot: Snapshot = new Map();
-    for (const user of api.tenant.users) {
-      if (ids && !ids.includes(user.id.toLowerCase())) continue;
-      const projected = { ...project(user, select, USER_DEFAULT_PROPERTIES), id: user.id };
-      snapshot.set(user.id.toLowerCase(), { id: user.id, state: isSoftDeleted(user) ? 'soft' : JSON.stringify(projected) });
+    const chosen = ids
+      ? ids.map((id) => lookups().userById.get(id)).filter((p): p is Placed => p !== undefined).sort((a, b) => a.pos - b.pos).map((p) => p.user)
+      : api.tenant.users;
+    const fields = [...(select ?? USER_DEFAULT_PROPERTIES), 'id'];
+    const selectKey = fields.join(',');
+    for (const user of chosen) {
+      snapshot.set(user.id.toLowerCase(), { id: user.id, state: isSoftDeleted(user) ? 'soft' : reportedState(user, select, fields, selectKey) });
     }
     return snapshot;
+  }
+
+  /**
+   * The JSON a delta round reports for a user. Remembered per user with the values it was made
+   * from, and made again only when one of them differs: a quiet round over 100,000 users then
+   * compares values instead of serialising every user. Nested values (extension attributes,
+   * phone lists) are compared by their JSON, since tests edit them in place.
+   */
+  const reportedStates = new WeakMap<TenantUser, { selectKey: string; values: unknown[]; state: string }>();
+  function reportedState(user: TenantUser, select: string[] | undefined, fields: string[], selectKey: string): string {
+    const values = fields.map((f) => {
+      const value = user[f];
+      return value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
+    });
+    const known = reportedStates.get(user);
+    if (known && known.selectKey === selectKey && known.values.every((v, i) => v === values[i])) return known.state;
+    const state = JSON.stringify({ ...project(user, select, USER_DEFAULT_PROPERTIES), id: user.id });
+    reportedStates.set(user, { selectKey, values, state });
+    return state;
   }
 
   function userChanges(before: Snapshot | undefined, now: Snapshot): Array<Record<string, unknown>> {
@@ -483,11 +611,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
   }
 
   function memberType(memberId: string): string | undefined {
-    const user = api.tenant.users.find((u) => same(u.id, memberId));
+    const key = memberId.toLowerCase();
+    const user = lookups().userById.get(key)?.user;
     // A soft-deleted user leaves its groups until it is restored.
     if (user) return isSoftDeleted(user) ? undefined : '#microsoft.graph.user';
-    if (api.tenant.groups.some((g) => same(g.id, memberId))) return '#microsoft.graph.group';
-    if (api.tenant.servicePrincipals.some((s) => same(s.id, memberId))) return '#microsoft.graph.servicePrincipal';
+    if (lookups().groupById.has(key)) return '#microsoft.graph.group';
+    if (lookups().servicePrincipalById.has(key)) return '#microsoft.graph.servicePrincipal';
     return undefined;
   }
 
@@ -532,28 +661,32 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
   /** Users that are not soft-deleted: everything but the deleted items sees only these. */
   const liveUsers = () => api.tenant.users.filter((u) => !isSoftDeleted(u));
-  const findUser = (idOrUpn: string) =>
-    liveUsers().find((u) => same(u.id, idOrUpn) || same(u.userPrincipalName, idOrUpn));
-  const isHiddenPrincipal = (principalId: string): boolean =>
-    api.tenant.users.some((u) => same(u.id, principalId) && isSoftDeleted(u));
+  const findUser = (idOrUpn: string) => lookups().liveByIdOrUpn.get(idOrUpn.toLowerCase());
+  const liveUser = (id: string) => lookups().liveById.get(id.toLowerCase())?.user;
+  const findGroup = (id: string) => lookups().groupById.get(id.toLowerCase());
+  const isHiddenPrincipal = (principalId: string): boolean => {
+    const byId = lookups().userById;
+    const user = (byId.get(principalId) ?? byId.get(principalId.toLowerCase()))?.user;
+    return user !== undefined && isSoftDeleted(user);
+  };
   const notFound = (id: string): Reply =>
     graphError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
 
   function routeServicePrincipals(req: Request, segments: string[]): Reply {
     const [, id, relation, ...more] = segments;
-    const sp = id === undefined ? undefined : api.tenant.servicePrincipals.find((s) => same(s.id, id));
+    const sp = id === undefined ? undefined : lookups().servicePrincipalById.get(id.toLowerCase());
     if (id === undefined) return graphError(400, 'BadRequest', 'Listing service principals is not emulated.');
     if (!sp) return notFound(id);
     if (relation === undefined) return { status: 200, body: project(sp, selectOf(req)) };
     if (relation === 'appRoleAssignedTo' && more.length === 0) {
       const principalName = (principalId: string): string | null =>
-        liveUsers().find((u) => same(u.id, principalId))?.displayName ??
-        api.tenant.groups.find((g) => same(g.id, principalId))?.displayName ??
-        api.tenant.servicePrincipals.find((s) => same(s.id, principalId))?.displayName ??
+        liveUser(principalId)?.displayName ??
+        findGroup(principalId)?.displayName ??
+        lookups().servicePrincipalById.get(principalId.toLowerCase())?.displayName ??
         null;
-      const items = api.tenant.assignments
-        .filter((a) => same(a.resourceId, sp.id) && !isHiddenPrincipal(a.principalId))
-        .map((a) => project({
+      // Filtered again for every page, as the tenant may change between pages; cheap per item.
+      const assignments = api.tenant.assignments.filter((a) => same(a.resourceId, sp.id) && !isHiddenPrincipal(a.principalId));
+      return page(req, assignments, `servicePrincipals('${sp.id}')/appRoleAssignedTo`, (a) => project({
           id: a.id,
           appRoleId: a.appRoleId,
           createdDateTime: '2024-01-01T00:00:00Z',
@@ -564,7 +697,6 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
           resourceDisplayName: sp.displayName,
           resourceId: sp.id,
         }, selectOf(req)));
-      return page(req, items, `servicePrincipals('${sp.id}')/appRoleAssignedTo`);
     }
     return graphError(400, 'BadRequest', `Resource not found for the segment '${relation}'.`);
   }
@@ -573,12 +705,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     const [, id, relation, cast, ...more] = segments;
     if (id === undefined) {
       // Groups as Graph lists them (id and displayName here), $filter=id in (…) as for users.
-      const groups = filtered(req, api.tenant.groups.map((g) => ({ id: g.id, displayName: g.displayName })));
+      const groups = filtered(req, () => api.tenant.groups.map((g) => ({ id: g.id, displayName: g.displayName })));
       if ('error' in groups) return groups.error;
-      return page(req, groups.map((g) => project(g, selectOf(req))), 'groups');
+      return page(req, groups, 'groups', (g) => project(g, selectOf(req)));
     }
     if (id === 'delta') return routeDelta(req, 'groups', segments.slice(2));
-    const group = api.tenant.groups.find((g) => same(g.id, id));
+    const group = findGroup(id);
     if (!group) return notFound(id);
     if ((relation === 'members' || relation === 'transitiveMembers') && cast === 'microsoft.graph.user' && more.length === 0) {
       const memberIds: string[] = [];
@@ -589,7 +721,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
         const queue = [...group.members];
         while (queue.length > 0) {
           const memberId = queue.shift() as string;
-          const nested = api.tenant.groups.find((g) => same(g.id, memberId));
+          const nested = findGroup(memberId);
           if (nested) {
             if (!seenGroups.has(nested.id.toLowerCase())) {
               seenGroups.add(nested.id.toLowerCase());
@@ -601,14 +733,14 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
         }
       }
       const seenUsers = new Set<string>();
-      const users: Array<Record<string, unknown>> = [];
+      const users: TenantUser[] = [];
       for (const memberId of memberIds) {
-        const user = liveUsers().find((u) => same(u.id, memberId));
+        const user = liveUser(memberId);
         if (!user || seenUsers.has(user.id)) continue;
         seenUsers.add(user.id);
-        users.push(project(user, selectOf(req), USER_DEFAULT_PROPERTIES));
+        users.push(user);
       }
-      return page(req, users, 'users');
+      return page(req, users, 'users', (u) => project(u, selectOf(req), USER_DEFAULT_PROPERTIES));
     }
     return graphError(400, 'BadRequest', `Resource not found for the segment '${cast ?? relation ?? ''}'.`);
   }
@@ -621,7 +753,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       if (!user) return notFound(id);
       if ((more[0] === 'memberOf' || more[0] === 'transitiveMemberOf') && more[1] === 'microsoft.graph.group' && more.length === 2) {
         // The groups the user is in: directly, or through nested groups too.
-        const direct = (memberId: string) => api.tenant.groups.filter((g) => g.members.some((m) => same(m, memberId)));
+        const direct = (memberId: string) => [...(lookups().groupsOfMember.get(memberId.toLowerCase()) ?? [])];
         const found = new Map<string, (typeof api.tenant.groups)[number]>();
         const queue = direct(user.id);
         while (queue.length > 0) {
@@ -630,22 +762,43 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
           found.set(g.id.toLowerCase(), g);
           if (more[0] === 'transitiveMemberOf') queue.push(...direct(g.id));
         }
-        return page(req, [...found.values()].map((g) => project({ id: g.id, displayName: g.displayName }, selectOf(req))), 'groups');
+        return page(req, [...found.values()], 'groups', (g) => project({ id: g.id, displayName: g.displayName }, selectOf(req)));
       }
       if (more.length > 0) return graphError(400, 'BadRequest', `Resource not found for the segment '${more[0]}'.`);
       return { status: 200, body: project(user, selectOf(req), USER_DEFAULT_PROPERTIES) };
     }
-    const users = filtered(req, liveUsers());
+    const users = filtered(req, liveUsers, liveUsersWhere);
     if ('error' in users) return users.error;
-    return page(req, users.map((u) => project(u, selectOf(req), USER_DEFAULT_PROPERTIES)), 'users');
+    return page(req, users, 'users', (u) => project(u, selectOf(req), USER_DEFAULT_PROPERTIES));
   }
 
-  function filtered(req: Request, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> | { error: Reply } {
+  /**
+   * Live users whose id or userPrincipalName equals (without case) one of `values`, in tenant
+   * order, from the lookups; undefined for a filter the lookups do not cover (then it is scanned).
+   */
+  function liveUsersWhere(property: string, values: unknown[]): TenantUser[] | undefined {
+    if (!values.every((v) => typeof v === 'string')) return undefined;
+    const keys = (values as string[]).map((v) => v.toLowerCase());
+    let found: Placed[];
+    if (property === 'id') found = keys.map((k) => lookups().liveById.get(k)).filter((p): p is Placed => p !== undefined);
+    else if (property === 'userPrincipalName') found = keys.flatMap((k) => lookups().liveByUpn.get(k) ?? []);
+    else return undefined;
+    const unique = new Map(found.map((p) => [p.pos, p]));
+    return [...unique.values()].sort((a, b) => a.pos - b.pos).map((p) => p.user);
+  }
+
+  function filtered<T extends Record<string, unknown>>(
+    req: Request,
+    all: () => T[],
+    indexed?: (property: string, values: unknown[]) => T[] | undefined,
+  ): T[] | { error: Reply } {
     const filterText = req.query.get('$filter');
-    if (filterText === null) return items;
+    if (filterText === null) return all();
     const filter = parseFilter(filterText);
     if ('error' in filter) return { error: graphError(400, 'Request_UnsupportedQuery', filter.error) };
-    return items.filter((item) => {
+    const fromLookups = indexed?.(filter.property, filter.values);
+    if (fromLookups) return fromLookups;
+    return all().filter((item) => {
       const value = item[filter.property];
       return filter.values.some((wanted) =>
         typeof value === 'string' && typeof wanted === 'string' ? same(value, wanted) : value === wanted);
@@ -663,9 +816,9 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       return graphError(400, 'Request_BadRequest', 'The OData cast type is required when listing deleted items, e.g. /directory/deletedItems/microsoft.graph.user.');
     }
     if (idOrCast === 'microsoft.graph.user') {
-      const users = filtered(req, deleted);
+      const users = filtered(req, () => deleted);
       if ('error' in users) return users.error;
-      return page(req, users.map((u) => project(u, selectOf(req), defaults)), 'directory/deletedItems/microsoft.graph.user');
+      return page(req, users, 'directory/deletedItems/microsoft.graph.user', (u) => project(u, selectOf(req), defaults));
     }
     const user = deleted.find((u) => same(u.id, idOrCast));
     if (!user) return notFound(idOrCast);
@@ -803,6 +956,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
 
     const chunks: Buffer[] = [];
     for await (const chunk of message) chunks.push(chunk as Buffer);
+    if (api.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, api.latencyMs));
 
     if (options.isValidToken) {
       const auth = message.headers.authorization ?? '';
@@ -837,6 +991,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       body,
       inBatch: false,
     };
+    requestLookups = null;
     send(answerWithFaults(req, recordedPath));
   }
 
@@ -863,6 +1018,7 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
     requests,
     batchRequests,
     nextLinkOrigin: undefined,
+    latencyMs: options.latencyMs ?? 0,
     resetRequests(): void {
       requests.length = 0;
       batchRequests.length = 0;
@@ -871,12 +1027,12 @@ export async function startGraphEmulator(options: GraphEmulatorOptions): Promise
       faults.push({ ...fault, matched: 0, fired: 0 });
     },
     addUser(user: TenantUser): TenantUser {
-      if (api.tenant.users.some((u) => same(u.id, user.id))) throw new Error(`user ${user.id} exists already`);
+      if (freshLookups().userById.has(user.id.toLowerCase())) throw new Error(`user ${user.id} exists already`);
       api.tenant.users.push(user);
       return user;
     },
     updateUser(id: string, patch: Partial<TenantUser>): TenantUser {
-      const user = api.tenant.users.find((u) => same(u.id, id));
+      const user = freshLookups().userById.get(id.toLowerCase())?.user;
       if (!user) throw new Error(`no user ${id} in the emulated tenant`);
       return Object.assign(user, patch);
     },

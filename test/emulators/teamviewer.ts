@@ -108,6 +108,8 @@ export interface TeamViewerEmulator {
   userGroups: UserGroupsEmulator;
   /** Connections a 'hang' fault holds that the client has not closed yet. */
   hanging(): number;
+  /** Changes `latencyMs` and `rateLimitPerSecond` (undefined: unlimited) from the next request on. */
+  setPace(pace: { latencyMs: number; rateLimitPerSecond?: number }): void;
   close(): Promise<void>;
 }
 
@@ -300,19 +302,34 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
   let inFlight = 0;
   let peak = 0;
   const userGroups = createUserGroups({ nameOf: (accountId) => store.get(`u${accountId}`)?.displayName }, opts.userGroups);
+  let pace: { latencyMs: number; rateLimitPerSecond?: number } = { latencyMs: opts.latencyMs ?? 0, rateLimitPerSecond: opts.rateLimitPerSecond };
+  // Lower-cased email and userName → ids of the users holding it, and each user's place in
+  // creation order: uniqueness checks and `eq` filters without scanning the store. Kept by
+  // insert, update and remove, the only places that change those attributes.
+  const holders = new Map<string, Set<string>>();
+  const created = new Map<string, number>();
+  const hold = (user: StoredUser, on: boolean): void => {
+    for (const key of new Set([user.email.toLowerCase(), user.userName.toLowerCase()])) {
+      const ids = holders.get(key) ?? new Set<string>();
+      if (on) ids.add(user.id);
+      else ids.delete(user.id);
+      if (ids.size > 0) holders.set(key, ids);
+      else holders.delete(key);
+    }
+  };
 
   const emailTaken = (email: string, exceptId?: string): boolean => {
     const lower = email.toLowerCase();
     if (external.has(lower)) return true;
-    for (const u of store.values()) {
-      if (u.id !== exceptId && (u.email.toLowerCase() === lower || u.userName.toLowerCase() === lower)) return true;
-    }
+    for (const id of holders.get(lower) ?? []) if (id !== exceptId) return true;
     return false;
   };
 
   const insert = (user: Omit<StoredUser, 'id'>): StoredUser => {
     const stored: StoredUser = { id: `u${nextId++}`, ...user };
     store.set(stored.id, stored);
+    created.set(stored.id, created.size);
+    hold(stored, true);
     return stored;
   };
 
@@ -361,8 +378,10 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     }
     if (next.name !== undefined) checkName(next.name);
     if (next.login !== undefined) {
+      hold(user, false);
       user.userName = next.login;
       user.email = next.login;
+      hold(user, true);
     }
     if (next.name !== undefined) user.displayName = next.name;
     if (next.active !== undefined) user.active = next.active;
@@ -433,6 +452,14 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     return update(user, { login: staged.userName ?? staged.email, name, active: staged.active });
   };
 
+  /** The users a filter can match, in creation order: for `eq` on the login or email, from the index. */
+  const candidates = (filter: Filter): StoredUser[] => {
+    if (filter.op !== 'eq' || filter.attribute === 'name' || filter.attribute === 'displayName') return [...store.values()];
+    return [...(holders.get(filter.value.toLowerCase()) ?? [])]
+      .map((id) => store.get(id)!)
+      .sort((a, b) => created.get(a.id)! - created.get(b.id)!);
+  };
+
   const listUsers = (params: URLSearchParams): Answer => {
     const filterText = params.get('filter');
     const filter = filterText === null ? undefined : parseFilter(filterText);
@@ -440,7 +467,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     const asked = integerParam(params, 'count');
     const cap = opts.quirks?.maxCount;
     const count = cap === undefined ? asked : Math.min(asked ?? cap, cap);
-    const all = [...store.values()].filter((u) => !filter || matches(u, filter));
+    const all = (filter ? candidates(filter) : [...store.values()]).filter((u) => !filter || matches(u, filter));
     const from = startIndex - 1;
     const page = count === undefined ? all.slice(from) : all.slice(from, from + Math.max(0, count));
     return {
@@ -484,11 +511,11 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
   };
 
   const rateLimited = (presented: string): boolean => {
-    if (!opts.rateLimitPerSecond) return false;
+    if (!pace.rateLimitPerSecond) return false;
     const now = Date.now();
     const recent = (windows.get(presented) ?? []).filter((t) => t > now - 1000);
     windows.set(presented, recent);
-    if (recent.length >= opts.rateLimitPerSecond) return true;
+    if (recent.length >= pace.rateLimitPerSecond) return true;
     recent.push(now);
     return false;
   };
@@ -569,7 +596,7 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
 
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    if (opts.latencyMs) await new Promise((resolve) => setTimeout(resolve, opts.latencyMs));
+    if (pace.latencyMs) await new Promise((resolve) => setTimeout(resolve, pace.latencyMs));
     if (gate) await gate.opened;
 
     const url = new URL(rawPath, 'http://127.0.0.1');
@@ -633,6 +660,8 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     users: () => [...store.values()].map(publicUser),
     seed,
     remove: (id) => {
+      const user = store.get(id);
+      if (user) hold(user, false);
       store.delete(id);
     },
     editByHand: (id, change) => {
@@ -671,6 +700,9 @@ export async function startTeamViewerEmulator(opts: TeamViewerEmulatorOptions = 
     peakInFlight: () => peak,
     userGroups,
     hanging: () => heldSockets.size,
+    setPace: (next) => {
+      pace = { ...next };
+    },
     close: async () => {
       gate?.open();
       gate = null;
