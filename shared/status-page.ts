@@ -379,6 +379,21 @@ function resultBadge(result: unknown): string {
   return `<span class="badge${cls ? ` badge-${cls}` : ''}">${r ? text(r) : '—'}</span>`;
 }
 
+/** A user group's failed step, in words ("Could not …"). */
+const GROUP_ACTION_WORDS: Record<string, string> = {
+  'group-read': 'read the user groups',
+  'group-create': 'create the user group',
+  'group-link': 'link the user group',
+  'group-rename': 'rename the user group',
+  'member-add': 'add members',
+  'member-remove': 'remove members',
+  'role-assign': 'give the role',
+  'group-record': 'record the members',
+  'group-delete': 'delete the user group',
+  'group-unlink': 'unlink the user group',
+  'group-fail': 'provision the user group',
+};
+
 const GROUP_COUNTS = [
   ['created', 'created'], ['linked', 'adopted'], ['updated', 'updated'], ['deleted', 'deleted'], ['unlinked', 'unlinked'],
   ['membersAdded', 'members added'], ['membersRemoved', 'members removed'], ['staged', 'held back'], ['failed', 'failed'],
@@ -401,7 +416,7 @@ function groupsSection(value: unknown, clock: Clock): string {
   return `<section id="groups" aria-labelledby="groups-h"><h2 id="groups-h">User groups (${count(g.linked)})</h2>
 <p class="muted">Entra groups assigned to the TeamViewer application, as TeamViewer user groups${str(g.prefix) ? ` named ${text(JSON.stringify(g.prefix))} + the Entra name` : ''}. Created: tvsync made it and deletes it when the Entra group goes. Adopted: it existed, so tvsync only takes its own members out then.</p>
 ${held ? `<p><strong>${count(held.count)}</strong> user group(s) going are held back with the deactivations: ${arr(held.sample).map(obj).map((h) => `<span class="upn">${text(h.name)}</span>`).join(', ')}.</p>` : ''}
-${failures.length ? `<ul class="failures">${failures.map((f) => `<li class="failure"><p class="upn">${text(f.name) || 'every user group'}</p><p class="what">Could not ${text(f.action)}${str(f.at) ? ` <span class="muted">· ${clock.time(str(f.at) as string)}</span>` : ''}</p>${FAILURE_WORDS[str(f.code) ?? ''] ? `<p class="plain">${escapeHtml(FAILURE_WORDS[str(f.code) ?? '']!)}</p>` : ''}<p class="message">${text(f.message)}</p><p class="muted small"><span class="code">${text(f.code)}</span></p></li>`).join('\n')}</ul>` : ''}
+${failures.length ? `<ul class="failures">${failures.map((f) => `<li class="failure"><p class="upn">${text(f.name) || 'every user group'}</p><p class="what">Could not ${GROUP_ACTION_WORDS[str(f.action) ?? ''] ? escapeHtml(GROUP_ACTION_WORDS[str(f.action) ?? '']!) : `do “${text(f.action)}”`}${str(f.at) ? ` <span class="muted">· ${clock.time(str(f.at) as string)}</span>` : ''}</p>${FAILURE_WORDS[str(f.code) ?? ''] ? `<p class="plain">${escapeHtml(FAILURE_WORDS[str(f.code) ?? '']!)}</p>` : ''}<p class="message">${text(f.message)}</p><p class="muted small"><span class="code">${text(f.code)}</span></p></li>`).join('\n')}</ul>` : ''}
 ${warnings.length ? `<ul class="warnings">${warnings.map((w) => `<li>${text(w)}</li>`).join('')}</ul>` : ''}
 ${rows.length ? `<div class="scroll" tabindex="0" role="region" aria-label="User groups table"><table>
 <thead><tr><th scope="col">Name in TeamViewer</th><th scope="col">User group</th><th scope="col">Origin</th><th scope="col">Role</th><th scope="col" class="num">Members</th></tr></thead>

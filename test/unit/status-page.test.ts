@@ -491,7 +491,7 @@ describe('status page: user groups', () => {
       stagedDeactivations: { reason: 'TooManyDeactivations', message: 'm', count: 2, groups: 2, limit: 1, since: NOW, cycleId: 'c', allowed: false, newlyHeld: 2, sample: [{ entraId: 'g3', userPrincipalName: 'Entra - Ops', teamViewerId: '10000003', reason: 'user group deleted', kind: 'group' }] },
     }));
     const text = visibleText(html);
-    expect(text).toContain('every user group Could not group-read');
+    expect(text).toContain('every user group Could not read the user groups');
     expect(text).toContain('the script token needs "User groups: create, delete, edit, read", and the company a Tensor licence');
     expect(text).toContain('GROUP_ROLES entry 1: the TeamViewer company has no role named "Wizard"');
     expect(text).toContain('2 user group(s) going are held back with the deactivations: Entra - Ops');
