@@ -21,6 +21,19 @@ import { serve } from '../../shared/serve';
 import { sampleTenant, userId } from '../support/tenant';
 import { startWorld, type World } from '../support/world';
 
+/** The user-group requests TeamViewer got since the last call, by method and path ("GET /usergroups ×1, …"). */
+function groupRequests(world: World): string {
+  const counts = new Map<string, number>();
+  for (const r of world.teamViewer.requests) {
+    const path = r.path.split('?')[0]!.replace(/^\/api\/v1/, '');
+    if (!/^\/(usergroups|userroles)/.test(path)) continue;
+    const key = `${r.method} ${path.replace(/\/\d+/g, '/{id}')}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  world.teamViewer.resetRequests();
+  return [...counts].map(([key, n]) => `${key} ×${n}`).join(', ') || 'none';
+}
+
 /** The demo's user groups as TeamViewer holds them: name, role, members. */
 function showGroups(world: World, out: (text: string) => void): void {
   const { userGroups } = world.teamViewer;
@@ -70,9 +83,13 @@ async function main(argv: string[]): Promise<number> {
     if (groupsOn) out(`User groups: on (GROUP_PROVISIONING=assigned, GROUP_NAME_PREFIX ${JSON.stringify(settings.groups.prefix)}, GROUP_ROLES ${JSON.stringify(settings.groups.roles)}).\n`);
     out('\n');
 
+    world.teamViewer.resetRequests();
     const first = await app.runCycle({ trigger: 'demo' });
     out(formatReport(forTerminal(first)));
-    if (groupsOn) showGroups(world, out);
+    if (groupsOn) {
+      out(`TeamViewer user-group requests: ${groupRequests(world)}\n`);
+      showGroups(world, out);
+    }
 
     out('\nChanging the tenant: 3 renames, 5 unassignments, 1 disabled account, 4 new hires…\n\n');
     const inScope = world.tenant.users.filter((u) => u.accountEnabled && world.tenant.assignments.some((a) => a.principalId === u.id && a.principalType === 'User'));
@@ -95,7 +112,10 @@ async function main(argv: string[]): Promise<number> {
 
     const second = await app.runCycle({ trigger: 'demo' });
     out(formatReport(forTerminal(second)));
-    if (groupsOn) showGroups(world, out);
+    if (groupsOn) {
+      out(`TeamViewer user-group requests: ${groupRequests(world)}\n`);
+      showGroups(world, out);
+    }
     out(`\n${formatStatus(forTerminal(await app.status()))}`);
 
     // The demo's one expected failure (new.hire4) makes the second cycle "partial"; anything else fails the demo.
