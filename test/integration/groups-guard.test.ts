@@ -9,6 +9,7 @@
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
+import { logsHandler } from '../../shared/handlers/logs';
 import { testConnectionHandler } from '../../shared/handlers/operator';
 import { resetRuntime } from '../../shared/runtime';
 import { inProcess } from '../support/in-process';
@@ -253,6 +254,15 @@ describe('user groups on the operator surface', () => {
     expect(csv.stdout.split('\r\n').filter((l) => l.includes('members-add'))).toHaveLength(1);
     const json = JSON.parse((await runCli(['logs', '--user', HELPDESK, '--format', 'json'], env)).stdout) as Array<{ action: string }>;
     expect(json.map((r) => r.action).sort()).toEqual(['group-create', 'members-add']);
+
+    // GET /api/logs answers the same records (the handler the Functions host registers).
+    process.env = { ...harness.savedEnv, ...env };
+    resetRuntime();
+    const api = await logsHandler(new HttpRequest({ url: `http://localhost:7071/api/logs?user=${HELPDESK}`, method: 'GET' }), new InvocationContext({ functionName: 'logs' }));
+    const csvApi = await logsHandler(new HttpRequest({ url: `http://localhost:7071/api/logs?user=${encodeURIComponent('Entra - Helpdesk')}&format=csv`, method: 'GET' }), new InvocationContext({ functionName: 'logs' }));
+    resetRuntime();
+    expect((api.jsonBody as { records: Array<{ action: string; userPrincipalName: string }> }).records.map((r) => [r.action, r.userPrincipalName]).sort()).toEqual([['group-create', 'Entra - Helpdesk'], ['members-add', 'Entra - Helpdesk']]);
+    expect(String(csvApi.body).split('\r\n').filter((l) => /group-create|members-add/.test(l))).toHaveLength(2);
 
     const status = await runCli(['status'], env);
     expect(status.stdout).toMatch(/user groups: created 1, linked 0, updated 0, deleted 0, unlinked 0, members \+2 -0, staged 0, failed 0/);
