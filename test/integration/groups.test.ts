@@ -143,6 +143,24 @@ describe('user groups', () => {
     expect(records).toEqual([expect.objectContaining({ action: 'group-rename', status: 'success', entraId: HELPDESK, teamViewerId: id, modifiedProperties: [{ name: 'name', old: 'Helpdesk', new: 'Service desk' }] })]);
   });
 
+  it('When a group is renamed in Entra to the name another assigned group holds, then it fails saying so but its members are still kept in step; the other keeps the name', async () => {
+    const { w, app } = await provisioned(6, [{ id: HELPDESK, name: 'Helpdesk', members: [1] }, { id: FIELD, name: 'Field engineers', members: [2] }]);
+    await app.runCycle({ trigger: 'cli' });
+
+    w.tenant.groups[1]!.displayName = 'helpdesk';
+    w.tenant.groups[1]!.members.push(userId(3));
+    const report = await app.runCycle({ trigger: 'cli' });
+
+    expect(report.result).toBe('partial');
+    expect(report.counts.groups).toMatchObject({ failed: 1, membersAdded: 1, updated: 0 });
+    const failed = report.groupActions!.find((r) => r.entraId === FIELD)!;
+    expect(failed).toMatchObject({ status: 'failure', kind: 'group-fail', error: { code: 'GROUP_NAME_CLAIMED_TWICE' } });
+    expect(failed.steps.map((s) => `${s.kind} ${s.status}`)).toEqual(['group-fail failure', 'member-add success']);
+    expect(w.teamViewer.userGroups.groups().map((g) => g.name).sort()).toEqual(['Field engineers', 'Helpdesk']);
+    expect(memberLogins(w, 'Field engineers')).toEqual(logins(2, 3));
+    expect((await app.status()).groups!.failures).toEqual([expect.objectContaining({ entraGroupId: FIELD, code: 'GROUP_NAME_CLAIMED_TWICE' })]);
+  });
+
   it('When GROUP_NAME_PREFIX changes, then the next cycle is a new initial cycle that renames every linked group and changes no member', async () => {
     const { w } = await provisioned(6, [{ id: HELPDESK, name: 'Helpdesk', members: [1, 2] }, { id: FIELD, name: 'Field engineers', members: [3] }]);
     await harness.cycle(w, GROUPS_ON);

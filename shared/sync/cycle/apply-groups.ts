@@ -196,8 +196,16 @@ class GroupKind implements WorkKind<GroupWork, GroupReport> {
     if (this.forbidden) return this.notDone(work, 'skipped', this.forbiddenReason());
     const steps: GroupStepReport[] = [];
     const group = new GroupWriter(this.run, this.deps, work.entraGroupId, this.links, this.claimed, this.read, signal);
+    // What the planner could not do (a name taken, say) fails the group, but its other steps (members) still go.
+    let planned: { error: ErrorInfo; kind: GroupStepKind } | null = null;
     for (const [index, action] of work.actions.entries()) {
       const step = this.describe(action);
+      if (action.kind === 'group-fail') {
+        const error = { code: action.code, message: action.reason };
+        steps.push({ ...step, status: 'failure', error });
+        planned ??= { error, kind: action.kind };
+        continue;
+      }
       try {
         steps.push(...(await group.apply(action, step)));
       } catch (err) {
@@ -220,7 +228,7 @@ class GroupKind implements WorkKind<GroupWork, GroupReport> {
       }
     }
     await group.settle();
-    return this.report(work, steps, { status: 'success' });
+    return this.report(work, steps, planned ? { status: 'failure', ...planned } : { status: 'success' });
   }
 
   logRecord(report: GroupReport, context: { cycleId: string; time: Date; durationMs: number }): ProvisioningLogRecord[] {
