@@ -19,6 +19,8 @@ import { unlinkUser, type UnlinkResult } from './unlink';
 import { QUARANTINE_KEY, type Quarantine } from './sync/quarantine';
 import { provisionOnDemand, type ProvisionResult } from './provision';
 import type { ProvisioningLogStore } from './state/logs';
+import type { GroupStateStore } from './state/groups';
+import type { TeamViewerUserGroups } from './teamviewer/usergroups';
 import { openAdapters } from './app/adapters';
 import { failureEmails } from './app/alerts';
 import { heartbeat, requestRun } from './app/beat';
@@ -39,6 +41,8 @@ export interface App {
   logs: ProvisioningLogStore;
   entra: EntraReader;
   teamViewer: TeamViewerClient;
+  /** User groups (GROUP_PROVISIONING=assigned): their state and TeamViewer's Web API; null when off. */
+  groups: { state: GroupStateStore; teamViewer: TeamViewerUserGroups } | null;
   logger: Logger;
   runCycle(options: CycleOptions & { waitMs?: number }): Promise<CycleReport>;
   /** Runs a cycle when one is due (the timer's heartbeat); returns null when it is not. */
@@ -79,9 +83,9 @@ export interface AppOptions {
 
 export async function createApp(settings: Settings, options: AppOptions): Promise<App> {
   const { logger } = options;
-  const { store, logs, entra, teamViewer, notifier } = await openAdapters(settings, options);
+  const { store, logs, entra, teamViewer, notifier, groups } = await openAdapters(settings, options);
   const { evaluate: evaluateAlerts, betweenCycles: alertsBetweenCycles } = failureEmails(store, notifier, settings, logger);
-  const deps = cycleDeps(settings, { entra, teamViewer, store, logs, logger });
+  const deps = cycleDeps(settings, { entra, teamViewer, store, logs, logger, groups });
   /**
    * A cycle under the run lease (a dry run writes nothing and needs none). With `waitMs`, a
    * held lease is waited for that long before LeaseHeldError is thrown.
@@ -114,22 +118,23 @@ export async function createApp(settings: Settings, options: AppOptions): Promis
     logs,
     entra,
     teamViewer,
+    groups,
     logger,
     runCycle: run,
     beat: (trigger) => heartbeat({ store, logger, intervalMinutes: settings.syncIntervalMinutes, run, alertsBetweenCycles }, trigger),
-    status: (now = new Date()) => readStatus(store, settings, now),
-    provision: (query, provisionOptions = {}) => provisionOnDemand({ entra, teamViewer, store, logger, config: settings.sync }, query, provisionOptions),
+    status: (now = new Date()) => readStatus(store, settings, now, groups?.state ?? null),
+    provision: (query, provisionOptions = {}) => provisionOnDemand({ entra, teamViewer, store, logger, config: settings.sync, ...(groups ? { groups: { ...groups, settings: settings.groups } } : {}) }, query, provisionOptions),
     restart: (restartOptions) => restartProvisioning(store, logger, restartOptions),
     unlink: (query, { by, confirm }) => unlinkUser({ store, teamViewer, logger }, query, { by, confirm }),
     requestRun: (by) => requestRun(store, by),
     allowDeactivations: (by) => allowStaged(store, by, logger),
-    testConnection: () => testConnections(store, entra, teamViewer),
+    testConnection: () => testConnections(store, entra, teamViewer, groups ? { teamViewer: groups.teamViewer, settings: settings.groups } : null),
   };
 
 }
 
 /** What a cycle gets from the settings and adapters. */
-function cycleDeps(settings: Settings, adapters: { entra: EntraReader; teamViewer: TeamViewerClient; store: StateStore; logs: ProvisioningLogStore; logger: Logger }) {
+function cycleDeps(settings: Settings, adapters: { entra: EntraReader; teamViewer: TeamViewerClient; store: StateStore; logs: ProvisioningLogStore; logger: Logger; groups: App['groups'] }) {
   return {
     entra: adapters.entra,
     teamViewer: adapters.teamViewer,
@@ -144,11 +149,16 @@ function cycleDeps(settings: Settings, adapters: { entra: EntraReader; teamViewe
     timeBudgetSeconds: settings.cycleTimeBudgetSeconds,
     callTimeoutSeconds: settings.teamViewerTimeoutSeconds,
     driftCheck: settings.driftCheck,
+    ...(adapters.groups ? { groups: { settings: settings.groups, teamViewer: adapters.groups.teamViewer, state: adapters.groups.state } } : {}),
   };
 }
 
 /** The status document, built from state only (it answers while a cycle runs elsewhere). */
-async function readStatus(store: StateStore, settings: Settings, now: Date): Promise<StatusDocument> {
-  const [cycles, guard, escrows, quarantine] = await Promise.all([store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY), store.listEscrows(), store.getMeta<Quarantine>(QUARANTINE_KEY)]);
-  return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null, escrows, quarantine?.value ?? null);
+async function readStatus(store: StateStore, settings: Settings, now: Date, groups: GroupStateStore | null): Promise<StatusDocument> {
+  const [cycles, guard, escrows, quarantine, groupLinks] = await Promise.all([
+    store.listCycles(20), store.getMeta<GuardState>(GUARD_KEY), store.listEscrows(), store.getMeta<Quarantine>(QUARANTINE_KEY),
+    // Group links from state only: status never calls TeamViewer.
+    groups ? groups.listGroupLinks() : Promise.resolve(null),
+  ]);
+  return buildStatus(cycles, settings.syncIntervalMinutes, now, guard ? { ...EMPTY_GUARD_STATE, ...guard.value } : null, escrows, quarantine?.value ?? null, groupLinks ? { prefix: settings.groups.prefix, links: groupLinks } : null);
 }

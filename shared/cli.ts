@@ -22,6 +22,7 @@ import { serve } from './serve';
 import { formatLogs, parseLogFormat, parseSince, type LogFormat } from './logs-format';
 import type { ProvisioningLogStatus } from './state/logs';
 import { forTerminal, terminalJson, terminalSafe } from './text-safety';
+import { memberWords } from './sync/cycle/apply-groups';
 
 /** How long `tvsync sync` waits for a running cycle to finish before giving up (--wait). */
 const DEFAULT_WAIT_SECONDS = 30;
@@ -263,7 +264,7 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
     io.out.write(formatReport(forTerminal(report)));
   }
   if (report.result === 'failed') return 1;
-  return report.counts.failed > 0 || report.counts.staged > 0 ? 1 : 0;
+  return report.counts.failed > 0 || report.counts.staged > 0 || report.counts.groups.failed > 0 || report.counts.groups.staged > 0 ? 1 : 0;
 }
 
 function progressBar(io: CliIo) {
@@ -324,9 +325,48 @@ export function formatReport(report: CycleReport): string {
     }
     if (problems.length > 20) lines.push(`  … and ${problems.length - 20} more (use --json for all)`);
   }
+  if (report.groupActions) lines.push(...formatGroups(report));
   const seconds = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
   lines.push('', `Result: ${report.result}${report.error ? ` — ${report.error.message}` : ''} (${seconds.toFixed(1)} s)`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The user groups' part of a cycle report (GROUP_PROVISIONING=assigned): counts, changes, held, failed, warnings. */
+function formatGroups(report: CycleReport): string[] {
+  const lines = ['', 'User groups'];
+  const g = report.counts.groups;
+  for (const [label, value] of [
+    ['created', g.created], ['linked', g.linked], ['updated', g.updated], ['deleted', g.deleted], ['unlinked', g.unlinked],
+    ['members +', g.membersAdded], ['members -', g.membersRemoved], ['staged', g.staged], ['failed', g.failed],
+  ] as const) {
+    lines.push(`  ${pad(label)}${String(value).padStart(6)}`);
+  }
+  const groups = report.groupActions ?? [];
+  const shown = report.dryRun ? 'planned' : 'success';
+  const changes = groups.flatMap((r) => r.steps.filter((s) => s.status === shown && s.kind !== 'group-record').map((s) => ({ r, s })));
+  if (changes.length > 0) {
+    lines.push('', `${changes.length} group change${changes.length === 1 ? '' : 's'} ${report.dryRun ? 'would be made' : 'made'}:`);
+    for (const { r, s } of changes.slice(0, 20)) {
+      const id = s.teamViewerGroupId ?? r.teamViewerGroupId;
+      const members = s.members ? `  ${s.kind === 'member-remove' ? '-' : '+'}${memberWords(s.members)}` : '';
+      const what = s.kind === 'group-create' || s.kind === 'group-link' ? '' : s.changes.map((c) => `${c.attribute}: ${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`).join(', ');
+      const why = s.kind === 'group-delete' || s.kind === 'group-unlink' || s.kind === 'group-link' ? s.reason : undefined;
+      lines.push(`  ${s.kind.padEnd(13)} ${JSON.stringify(r.name)}${id ? ` (${id})` : ''}${members}${what && !members ? `  ${what}` : ''}${why ? `  — ${why}` : ''}`);
+    }
+    if (changes.length > 20) lines.push(`  … and ${changes.length - 20} more (use --json for all)`);
+  }
+  const staged = groups.filter((r) => r.status === 'staged');
+  if (staged.length > 0) {
+    lines.push('', `${staged.length} user group(s) going held back by the accidental-deletion guard, with the deactivations — run "tvsync allow-deactivations" to apply them:`);
+    for (const r of staged.slice(0, 10)) lines.push(`  staged  ${JSON.stringify(r.name)}${r.teamViewerGroupId ? ` (${r.teamViewerGroupId})` : ''}: ${r.steps.map((s) => s.kind).join(', ')}`);
+  }
+  const failed = groups.filter((r) => r.status === 'failure');
+  if (failed.length > 0) {
+    lines.push('', 'User groups that need attention:');
+    for (const r of failed.slice(0, 20)) lines.push(`  FAILED  ${r.kind} ${r.name ? JSON.stringify(r.name) : '(every group)'}: ${r.error?.code ?? ''} — ${r.error?.message ?? r.reason ?? ''}`);
+  }
+  for (const w of report.groupWarnings ?? []) lines.push(`  warning ${w}`);
+  return lines;
 }
 
 async function status(app: App, io: CliIo, json: boolean): Promise<number> {
@@ -348,10 +388,14 @@ export function formatStatus(doc: StatusDocument): string {
     lines.push(`  read ${l.imported}; created ${c.created}, linked ${c.linked}, updated ${c.updated}, enabled ${c.enabled}, disabled ${c.disabled}, unchanged ${c.unchanged}, skipped ${c.skipped}, failed ${c.failed}${c.drift ? `; ${c.drift} of the changes put back hand edits in TeamViewer` : ''}`);
     if (l.error) lines.push(`  error ${l.error.code}: ${l.error.message}`);
   }
+  if (doc.lastCycle?.counts.groups && doc.groups) {
+    const g = doc.lastCycle.counts.groups;
+    lines.push(`  user groups: created ${g.created}, linked ${g.linked}, updated ${g.updated}, deleted ${g.deleted}, unlinked ${g.unlinked}, members +${g.membersAdded} -${g.membersRemoved}, staged ${g.staged}, failed ${g.failed}`);
+  }
   if (doc.nextRunAt) lines.push(`Next run: ${doc.nextRunAt} (every ${doc.intervalMinutes} min)`);
   if (doc.stagedDeactivations) {
     const st = doc.stagedDeactivations;
-    lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason}), ${st.newlyHeld} newly held by the last cycle${st.allowed ? ' — allowed, the next cycle applies exactly these' : ' — run "tvsync allow-deactivations" to apply exactly these'}`);
+    lines.push(`Staged deactivations: ${st.count} held back since ${st.since} (${st.reason})${st.groups ? ` — ${st.groups} of them user groups going` : ''}, ${st.newlyHeld} newly held by the last cycle${st.allowed ? ' — allowed, the next cycle applies exactly these' : ' — run "tvsync allow-deactivations" to apply exactly these'}`);
     for (const u of st.sample.slice(0, 10)) lines.push(`  ${terminalSafe(`${u.userPrincipalName}: ${u.reason}`)}`);
     if (st.count > 10) lines.push(`  … and ${st.count - 10} more: tvsync logs --status staged --cycle ${st.cycleId}`);
   }
@@ -374,7 +418,20 @@ export function formatStatus(doc: StatusDocument): string {
     lines.push('Recent failures:');
     for (const f of doc.recentFailures.slice(0, 20)) lines.push(`  ${f.userPrincipalName} (${f.action}): ${f.code} — ${f.message}`);
   }
+  if (doc.groups) lines.push(...formatGroupsStatus(doc.groups));
   return `${lines.join('\n')}\n`;
+}
+
+function formatGroupsStatus(groups: NonNullable<StatusDocument['groups']>): string[] {
+  const lines = [`User groups: ${groups.linked} linked${groups.prefix ? ` (names start with ${JSON.stringify(groups.prefix)})` : ''}`];
+  for (const g of groups.list.slice(0, 20)) {
+    lines.push(`  ${JSON.stringify(g.name)} — TeamViewer user group ${g.teamViewerGroupId ?? '(being created)'}, ${g.origin}${g.role ? `, role ${JSON.stringify(g.role)}` : ''}${g.members !== null ? `, ${g.members} member(s)` : ''}`);
+  }
+  if (groups.list.length > 20) lines.push(`  … and ${groups.list.length - 20} more (tvsync status --json)`);
+  if (groups.heldDeletions) lines.push(`  ${groups.heldDeletions.count} user group(s) going held back with the deactivations: ${groups.heldDeletions.sample.map((h) => JSON.stringify(h.name)).join(', ')}`);
+  for (const f of groups.failures.slice(0, 20)) lines.push(`  FAILED ${f.action} ${f.name ? JSON.stringify(f.name) : '(every group)'}: ${f.code} — ${f.message}`);
+  for (const w of groups.warnings) lines.push(`  warning ${w}`);
+  return lines;
 }
 
 /** Who is acting, for the audit lines (no secrets: a login name). */
@@ -393,7 +450,7 @@ async function allowDeactivations(app: App, io: CliIo): Promise<number> {
     io.out.write('Nothing is held back: no deactivations are staged.\n');
     return 0;
   }
-  io.out.write(`Allowed: ${released.count} deactivation(s) held back since ${released.since} (${released.reason}) will be applied by the next cycle.\n`);
+  io.out.write(`Allowed: ${released.count} deactivation(s)${released.groups ? ` (${released.groups} of them user groups going)` : ''} held back since ${released.since} (${released.reason}) will be applied by the next cycle.\n`);
   for (const u of released.sample) io.out.write(`  ${terminalSafe(`${u.userPrincipalName}${u.teamViewerId ? ` (${u.teamViewerId})` : ''}: ${u.reason}`)}\n`);
   if (released.count > released.sample.length) io.out.write(`  … and ${released.count - released.sample.length} more (every one: tvsync logs --status staged --cycle ${released.cycleId})\n`);
   io.out.write('Only these are released: any other deactivation the next cycle plans is judged by the guard again.\nRun "tvsync sync" to apply them now.\n');

@@ -11,13 +11,15 @@ import type { EntraReader } from './entra/reader';
 import type { TeamViewerClient } from './teamviewer/client';
 import type { StateStore } from './state/store';
 import type { ActionReport } from './domain/model';
-import { applyAction } from './sync/apply-user';
+import { applyAction, dryRunReport } from './sync/apply-user';
+import { provisionGroups, type ProvisionGroupDeps } from './provision-groups';
 import { acquireLease } from './sync/lease';
 import { attributesNeeded, mapUser, type DesiredUser, type SyncConfig } from './sync/mapping';
 import type { AssignedUser, TeamViewerUser } from './domain/model';
 import { deactivates, plan } from './sync/planner';
 
-export type StepName = 'connection test' | 'import' | 'scope evaluation' | 'matching' | 'action';
+/** Entra's five steps, and (GROUP_PROVISIONING=assigned) the user groups the user joins or leaves. */
+export type StepName = 'connection test' | 'import' | 'scope evaluation' | 'matching' | 'action' | 'groups';
 
 export interface ProvisionStep {
   step: StepName;
@@ -40,6 +42,8 @@ export interface ProvisionDeps {
   store: StateStore;
   logger: Logger;
   config: SyncConfig;
+  /** GROUP_PROVISIONING=assigned: the user groups are a sixth step. */
+  groups?: ProvisionGroupDeps;
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -173,6 +177,18 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
       await lease.release();
     }
   });
+  if (deps.groups && steps[steps.length - 1]?.status !== 'failure') {
+    const groups = deps.groups;
+    const report = result.action ?? (dryRun && action ? dryRunReport(action) : null);
+    await step('groups', async () => {
+      const lease = dryRun ? null : await acquireLease(deps.store, { purpose: 'provision on demand (user groups)', logger: deps.logger });
+      try {
+        return await provisionGroups({ entra: deps.entra, groups }, imported, link, report, dryRun);
+      } finally {
+        await lease?.release();
+      }
+    });
+  }
   result.ok = steps.every((s) => s.status !== 'failure');
   return result;
 }

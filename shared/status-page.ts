@@ -78,6 +78,11 @@ const FAILURE_WORDS: Record<string, string> = {
   TEAMVIEWER_TRANSIENT: 'TeamViewer could not be reached or failed for a moment.',
   TEAMVIEWER_TIMEOUT: 'TeamViewer did not answer in time.',
   TEAMVIEWER_PROTOCOL: 'TeamViewer answered in a form tvsync could not read.',
+  TEAMVIEWER_GROUPS_FORBIDDEN: 'TeamViewer refused user groups: the script token needs "User groups: create, delete, edit, read", and the company a Tensor licence. Users are provisioned as usual.',
+  GROUP_NAME_TAKEN: 'Another user group already has this name in TeamViewer.',
+  GROUP_NAME_CLAIMED_TWICE: 'Several assigned Entra groups want the same TeamViewer name.',
+  GROUP_AMBIGUOUS_MATCH: 'Several TeamViewer user groups have this name apart from letter case.',
+  GROUP_NAME_TOO_LONG: 'The group name is longer than TeamViewer allows.',
   STATE_WRITE_FAILED: 'The change was made in TeamViewer but tvsync could not record it.',
   CYCLE_INTERRUPTED: 'The process running the cycle stopped before it finished.',
 };
@@ -110,9 +115,10 @@ export function renderStatusPage(doc: Partial<StatusDocument>, options: StatusPa
     quarantineSection(d.quarantine, clock),
     // A field the document lacks (an older writer, the 503 answer) hides its section: "none" would be a claim.
     d.currentCycle === undefined && d.nextRunAt === undefined ? '' : runningSection(d.currentCycle, d, clock),
-    d.lastCycle === undefined ? '' : lastCycleSection(d.lastCycle, clock),
+    d.lastCycle === undefined ? '' : lastCycleSection(d.lastCycle, clock, d.groups !== undefined && d.groups !== null),
     d.recentFailures === undefined ? '' : failuresSection(failures, clock),
     stagedSection(d.stagedDeactivations, d.allowance, clock),
+    groupsSection(d.groups, clock),
     reenabledSection(d.reenabledLeavers, clock),
     escrowSection(d.escrows, clock),
     d.recentCycles === undefined ? '' : cyclesSection(cycles, clock),
@@ -164,11 +170,12 @@ function stagedSection(value: unknown, allowanceValue: unknown, clock: Clock): s
   const s = value as Record<string, unknown>;
   const since = str(s.since);
   const sample = arr(s.sample).map(obj);
-  const users = sample.map((u) => `<li><span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span>${str(u.reason) ? ` — ${text(u.reason)}` : ''}</li>`);
+  const users = sample.map((u) => `<li>${u.kind === 'group' ? '<span class="tag">user group</span> ' : ''}<span class="upn">${text(u.userPrincipalName) || '(no user name)'}</span>${str(u.reason) ? ` — ${text(u.reason)}` : ''}</li>`);
   const more = (numberOr(s.count, 0) as number) - sample.length;
   const fresh = numberOr(s.newlyHeld, null);
-  return `<section id="staged" aria-labelledby="staged-h"><h2 id="staged-h">Deactivations held back</h2>
-<p><strong>${count(s.count)}</strong> deactivation(s) held back (limit ${count(s.limit)})${since ? ` since ${clock.time(since)}` : ''}${fresh !== null ? `, ${count(fresh)} of them newly held by the last cycle` : ''}${s.allowed === true ? ' · <strong>allowed: the next cycle applies them</strong>' : ''}.</p>
+  const groups = numberOr(s.groups, 0) ?? 0;
+  return `<section id="staged" aria-labelledby="staged-h"><h2 id="staged-h">${groups > 0 ? 'Deactivations and user groups going held back' : 'Deactivations held back'}</h2>
+<p><strong>${count(s.count)}</strong> deactivation(s) held back (limit ${count(s.limit)})${groups > 0 ? `, ${count(groups)} of them user groups to be deleted or unlinked` : ''}${since ? ` since ${clock.time(since)}` : ''}${fresh !== null ? `, ${count(fresh)} of them newly held by the last cycle` : ''}${s.allowed === true ? ' · <strong>allowed: the next cycle applies them</strong>' : ''}.</p>
 ${str(s.message) ? `<p>${text(s.message)}</p>` : ''}
 ${allowanceLine(allowanceValue, since, clock)}
 ${users.length ? `<ul class="staged">${users.join('')}</ul>${more > 0 ? `<p class="muted">and ${count(more)} more.</p>` : ''}` : ''}
@@ -244,7 +251,7 @@ ${every ? `<p class="muted">Cycles run ${every}.</p>` : ''}
 </section>`;
 }
 
-function lastCycleSection(last: unknown, clock: Clock): string {
+function lastCycleSection(last: unknown, clock: Clock, groupsOn = false): string {
   if (last === null || typeof last !== 'object') {
     return `<section id="last" aria-labelledby="last-h"><h2 id="last-h">Last cycle</h2><p>No cycle has finished yet.</p></section>`;
   }
@@ -264,6 +271,7 @@ ${row('Finished', finished ? `${clock.time(finished)} <span class="muted">(${clo
 ${row('Duration', duration(c.durationSeconds))}
 ${row('Users read', count(c.imported))}
 ${row('Changes', countsSentence(counts))}
+${groupsOn ? row('User groups', groupCountsSentence(obj(counts.groups))) : ''}
 ${error ? row('Error', `${text(error.message)} <span class="code">${text(error.code)}</span>`) : ''}
 </dl>
 </section>`;
@@ -369,6 +377,54 @@ function resultBadge(result: unknown): string {
   const r = str(result);
   const cls = r !== null ? RESULT_CLASS[r] : undefined;
   return `<span class="badge${cls ? ` badge-${cls}` : ''}">${r ? text(r) : '—'}</span>`;
+}
+
+/** A user group's failed step, in words ("Could not …"). */
+const GROUP_ACTION_WORDS: Record<string, string> = {
+  'group-read': 'read the user groups',
+  'group-create': 'create the user group',
+  'group-link': 'link the user group',
+  'group-rename': 'rename the user group',
+  'member-add': 'add members',
+  'member-remove': 'remove members',
+  'role-assign': 'give the role',
+  'group-record': 'record the members',
+  'group-delete': 'delete the user group',
+  'group-unlink': 'unlink the user group',
+  'group-fail': 'provision the user group',
+};
+
+const GROUP_COUNTS = [
+  ['created', 'created'], ['linked', 'adopted'], ['updated', 'updated'], ['deleted', 'deleted'], ['unlinked', 'unlinked'],
+  ['membersAdded', 'members added'], ['membersRemoved', 'members removed'], ['staged', 'held back'], ['failed', 'failed'],
+] as const;
+
+function groupCountsSentence(counts: Record<string, unknown>): string {
+  return GROUP_COUNTS.map(([key, words]) => `${count(counts[key])} ${words}`).join(', ');
+}
+
+/** User groups (GROUP_PROVISIONING=assigned): the linked groups, the last cycle's failures and warnings, held deletions. */
+function groupsSection(value: unknown, clock: Clock): string {
+  if (value === null || typeof value !== 'object') return '';
+  const g = value as Record<string, unknown>;
+  const list = arr(g.list).map(obj);
+  const failures = arr(g.failures).map(obj);
+  const warnings = arr(g.warnings).filter((w): w is string => typeof w === 'string');
+  const held = g.heldDeletions && typeof g.heldDeletions === 'object' ? (g.heldDeletions as Record<string, unknown>) : null;
+  const rows = list.map((l) => `<tr><th scope="row">${text(l.name) || '—'}</th><td><code>${text(l.teamViewerGroupId) || 'being created'}</code></td><td>${text(l.origin)}</td><td>${text(l.role) || '—'}</td><td class="num">${count(l.members)}</td></tr>`);
+  const linked = numberOr(g.linked, list.length) as number;
+  return `<section id="groups" aria-labelledby="groups-h"><h2 id="groups-h">User groups (${count(g.linked)})</h2>
+<p class="muted">Entra groups assigned to the TeamViewer application, as TeamViewer user groups${str(g.prefix) ? ` named ${text(JSON.stringify(g.prefix))} + the Entra name` : ''}. Created: tvsync made it and deletes it when the Entra group goes. Adopted: it existed, so tvsync only takes its own members out then.</p>
+${held ? `<p><strong>${count(held.count)}</strong> user group(s) going are held back with the deactivations: ${arr(held.sample).map(obj).map((h) => `<span class="upn">${text(h.name)}</span>`).join(', ')}.</p>` : ''}
+${failures.length ? `<ul class="failures">${failures.map((f) => `<li class="failure"><p class="upn">${text(f.name) || 'every user group'}</p><p class="what">Could not ${GROUP_ACTION_WORDS[str(f.action) ?? ''] ? escapeHtml(GROUP_ACTION_WORDS[str(f.action) ?? '']!) : `do “${text(f.action)}”`}${str(f.at) ? ` <span class="muted">· ${clock.time(str(f.at) as string)}</span>` : ''}</p>${FAILURE_WORDS[str(f.code) ?? ''] ? `<p class="plain">${escapeHtml(FAILURE_WORDS[str(f.code) ?? '']!)}</p>` : ''}<p class="message">${text(f.message)}</p><p class="muted small"><span class="code">${text(f.code)}</span></p></li>`).join('\n')}</ul>` : ''}
+${warnings.length ? `<ul class="warnings">${warnings.map((w) => `<li>${text(w)}</li>`).join('')}</ul>` : ''}
+${rows.length ? `<div class="scroll" tabindex="0" role="region" aria-label="User groups table"><table>
+<thead><tr><th scope="col">Name in TeamViewer</th><th scope="col">User group</th><th scope="col">Origin</th><th scope="col">Role</th><th scope="col" class="num">Members</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table></div>${linked > list.length ? `<p class="muted">and ${count(linked - list.length)} more.</p>` : ''}` : '<p>No user group is linked yet.</p>'}
+</section>`;
 }
 
 function countsSentence(counts: Record<string, unknown>): string {
@@ -498,6 +554,8 @@ svg{display:block;width:100%;max-width:560px;height:auto}
 .narrow-only{display:none}
 @media (max-width:600px){.narrow-only{display:block}main{padding:8px}section{padding:10px}}
 .legend{display:flex;flex-wrap:wrap;gap:4px 12px;list-style:none;margin:.5rem 0 0;padding:0;font-size:.85rem}
+.tag{display:inline-block;padding:0 6px;border-radius:4px;background:#e3e7ec;font-size:.75rem;font-weight:600}
+.warnings{margin:.25rem 0;padding-left:1.2rem;color:#5c3d00}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 details{margin-top:.4rem;font-size:.85rem}
 `;

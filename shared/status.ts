@@ -4,8 +4,9 @@
  * README); later issues add fields, never rename them.
  */
 import { HEARTBEAT_STALE_MS } from './sync/cycle';
-import { emptyCounts, type CycleCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type UserFailure } from './domain/model';
-import { stagedAllowed, type GuardState, type StagedDeactivations } from './sync/guard';
+import { emptyCounts, type CycleCounts, type GroupCounts, type CycleKind, type CycleRecord, type CycleResult, type Escrow, type GroupFailure, type UserFailure } from './domain/model';
+import { stagedAllowed, type GuardState, type HeldUser, type StagedDeactivations } from './sync/guard';
+import type { GroupLink } from './domain/group-model';
 import type { Quarantine } from './sync/quarantine';
 
 export type Health = 'healthy' | 'degraded' | 'quarantined' | 'disabled' | 'never-run';
@@ -54,7 +55,43 @@ export interface StatusDocument {
   /** Totals over the recent cycles shown (Entra's "statistics to date", for this window). */
   statistics: { cycles: { total: number; succeeded: number; partial: number; failed: number }; changes: CycleCounts };
   recentCycles: CycleSummary[];
+  /** User groups (GROUP_PROVISIONING=assigned), from state only; null when group provisioning is off. */
+  groups: GroupsStatus | null;
 }
+
+/** What status shows of the user groups: read from state, never from TeamViewer. */
+export interface GroupsStatus {
+  /** GROUP_NAME_PREFIX. */
+  prefix: string;
+  /** Entra groups tied to a TeamViewer user group. */
+  linked: number;
+  /** Those groups by name (the first 100): the TeamViewer group, how tvsync came to hold it, its role and members as last written. */
+  list: LinkedGroup[];
+  /** The last finished cycle's group counts (a quiet cycle's are 0: nothing changed). */
+  lastCycle: GroupCounts | null;
+  /** User groups whose change failed in the last finished cycle. */
+  failures: GroupFailure[];
+  /** What the group settings ask for and cannot be done (an unknown role, a GROUP_ROLES group not assigned). */
+  warnings: string[];
+  /** User groups going that the accidental-deletion guard holds back (with the deactivations), or null. */
+  heldDeletions: { count: number; sample: Array<Omit<HeldUser, 'kind' | 'userPrincipalName'> & { name: string }> } | null;
+}
+
+export interface LinkedGroup {
+  entraGroupId: string;
+  name: string;
+  /** Null while a create is in flight (its intent is recorded). */
+  teamViewerGroupId: string | null;
+  /** created: tvsync made it (and deletes it when the Entra group goes); adopted: it existed, tvsync only empties it then. */
+  origin: GroupLink['origin'];
+  /** The role tvsync gave it, or null. */
+  role: string | null;
+  /** Members tvsync manages in it, as last written; null before a cycle counted them. */
+  members: number | null;
+}
+
+/** Linked groups status lists at most. */
+const GROUPS_LISTED = 100;
 
 export interface ReenabledLeaver {
   entraId: string;
@@ -121,6 +158,7 @@ export function buildStatus(
   guard: GuardState | null = null,
   escrows: Escrow[] = [],
   failureQuarantine: Quarantine | null = null,
+  groups: { prefix: string; links: GroupLink[] } | null = null,
 ): StatusDocument {
   const real = cycles.filter((c) => !c.dryRun);
   const live = real.find((c) => isLive(c, now)) ?? null;
@@ -141,8 +179,13 @@ export function buildStatus(
     healthReason = `the last cycle (${last.id}) succeeded`;
   } else if (last.result === 'partial') {
     health = 'degraded';
-    healthReason = last.counts.failed > 0
-      ? `the last cycle (${last.id}) finished with ${last.counts.failed} failed user${last.counts.failed === 1 ? '' : 's'}`
+    const failedGroups = last.counts.groups?.failed ?? 0;
+    const failed = [
+      last.counts.failed > 0 ? `${last.counts.failed} failed user${last.counts.failed === 1 ? '' : 's'}` : '',
+      failedGroups > 0 ? `${failedGroups} failed user group change${failedGroups === 1 ? '' : 's'}` : '',
+    ].filter(Boolean).join(' and ');
+    healthReason = failed
+      ? `the last cycle (${last.id}) finished with ${failed}`
       : `the last cycle (${last.id}) left work undone: deactivations are held back while the account that owns the TeamViewer token cannot be identified`;
   } else {
     health = 'degraded';
@@ -223,6 +266,26 @@ export function buildStatus(
     escrows: { count: escrows.length, users: [...escrows].sort((a, b) => a.nextAttemptAt.localeCompare(b.nextAttemptAt)).slice(0, 50) },
     statistics: totals(real.filter((c) => c.result !== 'running')),
     recentCycles: real.slice(0, 10).map(summarize),
+    groups: groups ? groupsStatus(groups, last, staged) : null,
+  };
+}
+
+function groupsStatus(groups: { prefix: string; links: GroupLink[] }, last: CycleRecord | null, staged: StagedDeactivations | null): GroupsStatus {
+  const list = [...groups.links]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .slice(0, GROUPS_LISTED)
+    .map((l): LinkedGroup => ({ entraGroupId: l.entraGroupId, name: l.name, teamViewerGroupId: l.teamViewerGroupId, origin: l.origin, role: l.role?.name ?? null, members: l.members ?? null }));
+  const heldGroups = (staged?.sample ?? []).filter((h) => h.kind === 'group');
+  return {
+    prefix: groups.prefix,
+    linked: groups.links.filter((l) => l.teamViewerGroupId).length,
+    list,
+    lastCycle: last ? { ...last.counts.groups } : null,
+    failures: last?.groupFailures ?? [],
+    warnings: last?.groupWarnings ?? [],
+    heldDeletions: staged?.groups
+      ? { count: staged.groups, sample: heldGroups.map(({ entraId, userPrincipalName, teamViewerId, reason }) => ({ entraId, name: userPrincipalName, teamViewerId, reason })) }
+      : null,
   };
 }
 
@@ -243,7 +306,8 @@ function totals(cycles: CycleRecord[]): StatusDocument['statistics'] {
   const changes = emptyCounts();
   for (const c of cycles) {
     if (c.result === 'succeeded' || c.result === 'partial' || c.result === 'failed') result[c.result]++;
-    for (const k of Object.keys(changes) as Array<keyof CycleCounts>) if (k !== 'unchanged') changes[k] += c.counts[k] ?? 0;
+    for (const k of Object.keys(changes) as Array<keyof CycleCounts>) if (k !== 'unchanged' && k !== 'groups') changes[k] += c.counts[k] ?? 0;
+    for (const k of Object.keys(changes.groups) as Array<keyof GroupCounts>) changes.groups[k] += c.counts.groups?.[k] ?? 0;
   }
   changes.unchanged = cycles[0]?.counts.unchanged ?? 0;
   return { cycles: result, changes };

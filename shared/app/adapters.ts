@@ -14,10 +14,12 @@ import { createGraphClient } from '../entra/graph-client';
 import { EntraReader } from '../entra/reader';
 import { azureCredential, withTokenTimeout } from '../http/timeout';
 import { EmailNotifier } from '../notify/email';
+import { GroupStateStore } from '../state/groups';
 import { ProvisioningLogStore } from '../state/logs';
 import { StateStore } from '../state/store';
 import type { ClientTuning, StorageTarget } from '../state/target';
 import { TeamViewerClient } from '../teamviewer/client';
+import { TeamViewerUserGroups } from '../teamviewer/usergroups';
 
 export interface Adapters {
   store: StateStore;
@@ -26,6 +28,12 @@ export interface Adapters {
   teamViewer: TeamViewerClient;
   /** Null when NOTIFY_EMAIL_TO is empty. */
   notifier: EmailNotifier | null;
+  /**
+   * User groups (GROUP_PROVISIONING=assigned): the group state tables and TeamViewer's Web API for
+   * user groups, through the same client (pool, retries, throttling). Null when off: no table is
+   * opened, no call made.
+   */
+  groups: { state: GroupStateStore; teamViewer: TeamViewerUserGroups } | null;
 }
 
 export async function openAdapters(settings: Settings, options: { logger: Logger; credential?: TokenCredential; stateTuning?: ClientTuning }): Promise<Adapters> {
@@ -33,9 +41,11 @@ export async function openAdapters(settings: Settings, options: { logger: Logger
   const tokenTimeoutMs = settings.graphTimeoutSeconds * 1000;
   const credential = options.credential ?? azureCredential(tokenTimeoutMs);
   const target = storageTarget(settings, credential);
-  const [store, logs] = await Promise.all([
+  const groupsOn = settings.groups.provisioning === 'assigned';
+  const [store, logs, groupState] = await Promise.all([
     StateStore.open(target, { tablePrefix: settings.tablePrefix, logger, tuning: options.stateTuning }),
     ProvisioningLogStore.open(target, { tablePrefix: settings.tablePrefix, retentionDays: settings.logRetentionDays, logger, tuning: options.stateTuning }),
+    groupsOn ? GroupStateStore.open(target, { tablePrefix: settings.tablePrefix, logger, tuning: options.stateTuning }) : null,
   ]);
   const graph = createGraphClient({ graphBaseUrl: settings.graphBaseUrl, credential, logger, timeoutMs: settings.graphTimeoutSeconds * 1000 });
   const entra = new EntraReader({ client: graph, servicePrincipalId: settings.servicePrincipalId, logger });
@@ -49,7 +59,8 @@ export async function openAdapters(settings: Settings, options: { logger: Logger
   const notifier = settings.email
     ? new EmailNotifier({ ...settings.email, ...(settings.email.endpoint && !settings.email.connectionString ? { credential: withTokenTimeout(credential, tokenTimeoutMs) } : {}) }, logger)
     : null;
-  return { store, logs, entra, teamViewer, notifier };
+  const groups = groupState ? { state: groupState, teamViewer: new TeamViewerUserGroups(teamViewer) } : null;
+  return { store, logs, entra, teamViewer, notifier, groups };
 }
 
 function storageTarget(settings: Settings, credential: TokenCredential): StorageTarget {

@@ -8,6 +8,7 @@
  * Members are named by TeamViewer user id (`u1234567`), as user links name them; only the Web API
  * adapter turns them into the account ids (`1234567`) TeamViewer's member calls take.
  */
+import type { ActionStatus, AttributeChange } from './model';
 
 /** A group assigned to the TeamViewer enterprise application, as Graph names it now. */
 export interface AssignedGroup {
@@ -65,4 +66,52 @@ export interface GroupLink {
   updatedAt: string;
   /** Set when a create was started but its result not yet recorded. */
   pending?: 'create';
+  /** How many members tvsync manages in the group (its member rows), as of the last cycle that changed them. */
+  members?: number;
+}
+
+/**
+ * One step of a group's change in a cycle: what the cycle's report, the dry run and the
+ * provisioning logs show (one log record per step that touches TeamViewer or the link).
+ */
+export type GroupStepKind =
+  | 'group-create'
+  | 'group-link'
+  | 'group-rename'
+  | 'member-add'
+  | 'member-remove'
+  | 'role-assign'
+  | 'group-record'
+  | 'group-delete'
+  | 'group-unlink'
+  | 'group-fail'
+  /** Reading TeamViewer's user groups failed: nothing was planned for groups this cycle. */
+  | 'group-read';
+
+export interface GroupStepReport {
+  kind: GroupStepKind;
+  status: ActionStatus;
+  /** The TeamViewer user group (null before a create answered). */
+  teamViewerGroupId: string | null;
+  /** Name and role changes: `name: old → new`, `role: old → new`. */
+  changes: AttributeChange[];
+  /** For member steps: how many accounts, and who (user principal names, the first few). */
+  members?: { count: number; sample: string[] };
+  reason?: string;
+  error?: { code: string; message: string };
+}
+
+/** What became of one Entra group's changes in a cycle (its steps run in order, stopping at a failure). */
+export interface GroupReport {
+  /** The step that decides the outcome: the one that failed, else the first. */
+  kind: GroupStepKind;
+  status: ActionStatus;
+  /** The Entra group's object id (lower-case); escrows are kept by it. Empty for `group-read`. */
+  entraId: string;
+  /** The TeamViewer group name. */
+  name: string;
+  teamViewerGroupId: string | null;
+  steps: GroupStepReport[];
+  reason?: string;
+  error?: { code: string; message: string };
 }

@@ -140,10 +140,37 @@ export interface CycleCounts {
    * re-enabled, a display name edited): a subset, not a separate kind of change.
    */
   drift: number;
+  /** TeamViewer user groups (GROUP_PROVISIONING=assigned); all 0 otherwise. */
+  groups: GroupCounts;
+}
+
+/** What a cycle did to TeamViewer user groups. */
+export interface GroupCounts {
+  /** Groups tvsync created. */
+  created: number;
+  /** Groups that existed in TeamViewer and were adopted (linked by name). */
+  linked: number;
+  /** Groups renamed or given their role (a group counts once however much changed). */
+  updated: number;
+  /** Groups tvsync created and deleted because their Entra group went. */
+  deleted: number;
+  /** Groups no longer tvsync's: adopted ones emptied of its members, or ones gone from TeamViewer. */
+  unlinked: number;
+  /** Memberships added and removed (accounts, not calls). */
+  membersAdded: number;
+  membersRemoved: number;
+  /** Group deletions held back by the accidental-deletion guard. */
+  staged: number;
+  /** Groups whose change failed (at most one for a missing right or licence, however many groups wait). */
+  failed: number;
+}
+
+export function emptyGroupCounts(): GroupCounts {
+  return { created: 0, linked: 0, updated: 0, deleted: 0, unlinked: 0, membersAdded: 0, membersRemoved: 0, staged: 0, failed: 0 };
 }
 
 export function emptyCounts(): CycleCounts {
-  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0, drift: 0 };
+  return { created: 0, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: 0, failed: 0, staged: 0, drift: 0, groups: emptyGroupCounts() };
 }
 
 /** One row per cycle in state. */
@@ -180,6 +207,26 @@ export interface CycleRecord {
   failures?: UserFailure[];
   /** Changes made in TeamViewer by hand that this cycle found and put back, or tried to (at most 20 kept), for status. */
   driftRepairs?: DriftRepair[];
+  /** User groups whose change failed in this cycle (at most 50 kept), for status. */
+  groupFailures?: GroupFailure[];
+  /**
+   * What the group settings ask for and cannot be done (an unknown role in GROUP_ROLES, a group
+   * it names that is not assigned), found at the start of the cycle; never a failure of users.
+   */
+  groupWarnings?: string[];
+}
+
+/** A user group whose change failed in a cycle (or all of them, when TeamViewer refused user groups). */
+export interface GroupFailure {
+  /** The Entra group's object id; empty when the failure concerns every group (a missing right). */
+  entraGroupId: string;
+  /** The TeamViewer group name the change was about. */
+  name: string;
+  /** The step that failed: group-create, member-add, …, or group-read. */
+  action: string;
+  code: string;
+  message: string;
+  at: string;
 }
 
 /** A change made in TeamViewer by hand that a cycle found, and what became of its repair. */

@@ -378,6 +378,18 @@ export class EntraReader {
   }
 
   /**
+   * The groups assigned to the application with their names now, sorted by id (for test-connection
+   * and provision on demand, which need the names without reading every member).
+   */
+  async readAssignedGroups(options: ReadOptions = {}): Promise<AssignedGroup[]> {
+    const requester = new GraphRequester(this.client, this.logger, { signal: options.signal });
+    const { groupRoles } = await this.readAssignmentRoles(requester, this.checkedServicePrincipalId());
+    const ids = [...groupRoles.keys()];
+    const requests = this.groupsByIdRequests(ids);
+    return groupNamesFrom(await requester.collections<RawGroup>(requests), requests, ids);
+  }
+
+  /**
    * One user by object id or UPN, with the attributes mappings and filters need; null when Graph
    * has no such user. For provision-on-demand: a single read, not a cycle. Needs User.Read.All.
    */

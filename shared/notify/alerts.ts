@@ -81,7 +81,8 @@ export function decideAlerts(state: AlertState, facts: AlertFacts): AlertDecisio
           count: s.count,
           threshold: s.limit,
           cause: s.reason === 'SuspiciousRead' ? 'suspicious-drop' : 'threshold',
-          sample: s.sample.map((u) => ({ userPrincipalName: u.userPrincipalName, reason: u.reason })),
+          sample: s.sample.map((u) => ({ userPrincipalName: u.userPrincipalName, reason: u.reason, ...(u.kind === 'group' ? { group: true } : {}) })),
+          ...(s.groups ? { groups: s.groups } : {}),
           ...(s.message ? { detail: s.message } : {}),
           // Held by the cycle that applied an allowance (or after it): say what was allowed, and that these were not.
           ...(r && Date.parse(r.at) >= Date.parse(s.since) ? { allowed: { count: r.allowed, applied: r.applied, by: r.by, grantedAt: r.grantedAt } } : {}),

@@ -48,6 +48,8 @@ export interface StagedDeactivation {
   displayName?: string | null;
   /** Why this user would be deactivated (e.g. "unassigned", "disabled in Entra"). */
   reason: string;
+  /** A user group going (deleted, or emptied and unlinked), not a user: userPrincipalName is its name. */
+  group?: boolean;
 }
 
 export interface DeactivationsStagedNotification extends NotificationBase {
@@ -58,8 +60,10 @@ export interface DeactivationsStagedNotification extends NotificationBase {
   threshold: number | string;
   /** Why they were held: over the threshold (default), or Graph returned suspiciously few users. */
   cause?: 'threshold' | 'suspicious-drop';
-  /** Some of the users; only the first 10 are shown. */
+  /** Some of the users (user groups first); only the first 10 are shown. */
   sample: StagedDeactivation[];
+  /** Of `count`, how many are user groups going (GROUP_PROVISIONING=assigned). */
+  groups?: number;
   /** The guard's own words (e.g. how many users the read returned against the last good one). */
   detail?: string;
   /**
@@ -168,15 +172,18 @@ function build(n: Notification): Doc {
         subject: `${count(n.count)} deactivation${n.count === 1 ? '' : 's'} held back (threshold ${n.threshold})`,
         title: 'Deactivations are waiting for approval',
         paragraphs: [
-          `A cycle would deactivate ${count(n.count)} TeamViewer user${n.count === 1 ? '' : 's'}. ${why}`,
+          n.groups
+            ? `A cycle would deactivate ${count(n.count - n.groups)} TeamViewer user${n.count - n.groups === 1 ? '' : 's'} and delete or unlink ${count(n.groups)} TeamViewer user group${n.groups === 1 ? '' : 's'} (each counts as one deactivation). ${why}`
+            : `A cycle would deactivate ${count(n.count)} TeamViewer user${n.count === 1 ? '' : 's'}. ${why}`,
           ...(n.detail ? [`Details: ${n.detail}.`] : []),
-          'None of them has been deactivated.',
+          n.groups ? 'None of them has been deactivated, and no user group has been deleted or emptied.' : 'None of them has been deactivated.',
           ...(n.allowed
             ? [`They are newly held: none of them was among the ${count(n.allowed.count)} deactivation${n.allowed.count === 1 ? '' : 's'} ${n.allowed.by} allowed on ${time(n.allowed.grantedAt)}, of which ${count(n.allowed.applied)} ${n.allowed.applied === 1 ? 'was' : 'were'} applied. An allowance covers exactly the users it was given for.`]
             : []),
         ],
         facts: [
           ['Held back', count(n.count)],
+          ...(n.groups ? [['Of them user groups', count(n.groups)]] as Array<[string, string]> : []),
           ...(n.allowed ? [['Newly held', count(n.count)], ['Allowed before and applied', `${count(n.allowed.applied)} of ${count(n.allowed.count)}`]] as Array<[string, string]> : []),
           ['Threshold', String(n.threshold)],
           ['Held since', time(n.at)],
@@ -184,9 +191,9 @@ function build(n: Notification): Doc {
         list: {
           caption: shown.length === 0
             ? 'The users are listed on the status page.'
-            : `Users who would be deactivated (${shown.length === n.count ? 'all' : `first ${shown.length}`} of ${count(n.count)}):`,
+            : `${n.groups ? 'User groups and users' : 'Users'} who would be ${n.groups ? 'deleted, unlinked or deactivated' : 'deactivated'} (${shown.length === n.count ? 'all' : `first ${shown.length}`} of ${count(n.count)}):`,
           items: [
-            ...shown.map((u) => `${u.userPrincipalName}${u.displayName ? ` (${u.displayName})` : ''}: ${u.reason}`),
+            ...shown.map((u) => `${u.group ? 'User group ' : ''}${u.userPrincipalName}${u.displayName ? ` (${u.displayName})` : ''}: ${u.reason}`),
             ...(more > 0 && shown.length > 0 ? [`…and ${count(more)} more (see the status page).`] : []),
           ],
         },

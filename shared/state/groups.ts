@@ -109,6 +109,19 @@ export class GroupStateStore {
     return rows.map((row) => memberOf(row, this.members.tableName));
   }
 
+  /** Whether tvsync wrote this TeamViewer user to the group (one point read). */
+  async hasMember(entraGroupId: string, teamViewerId: string): Promise<boolean> {
+    const partitionKey = groupKey(entraGroupId);
+    const rowKey = memberKey(teamViewerId);
+    try {
+      await this.call('hasMember', this.members, { partitionKey, rowKey }, () => this.members.getEntity(partitionKey, rowKey, { queryOptions: { select: ['PartitionKey'] } }));
+      return true;
+    } catch (error) {
+      if (isMissingRow(error)) return false;
+      throw error;
+    }
+  }
+
   /** Every group's written members (Entra group id → TeamViewer user ids), in one pass over the table. */
   async listAllMembers(): Promise<Map<string, string[]>> {
     const rows = await this.rows(this.members, undefined, ['PartitionKey', 'RowKey'], 'listAllMembers');
@@ -284,6 +297,10 @@ function encodeLink(link: GroupLink): Entity {
     entity.roleName = link.role.name;
   }
   if (link.pending) entity.pending = link.pending;
+  if (link.members !== undefined) {
+    if (!Number.isSafeInteger(link.members) || link.members < 0) throw new StateError('STATE_INVALID_ARGUMENT', `group link ${link.entraGroupId}: members must be a count`);
+    entity.members = link.members;
+  }
   return entity;
 }
 
@@ -314,5 +331,10 @@ function decodeLink(row: Row, table: string): GroupLink {
     updatedAt: text('updatedAt') as string,
   };
   if (pending === 'create') link.pending = 'create';
+  const members = row.members;
+  if (members !== undefined && members !== null) {
+    if (typeof members !== 'number' || !Number.isSafeInteger(members) || members < 0) throw corrupt(table, row, 'members should be a count');
+    link.members = members;
+  }
   return link;
 }

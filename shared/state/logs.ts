@@ -36,7 +36,12 @@ import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateErro
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
 
-export const LOG_ACTIONS = ['create', 'update', 'disable', 'enable', 'link', 'skip', 'staged', 'unlink', 'fail'] as const;
+export const LOG_ACTIONS = [
+  'create', 'update', 'disable', 'enable', 'link', 'skip', 'staged', 'unlink', 'fail',
+  // User groups (GROUP_PROVISIONING=assigned): entraId is the Entra group, userPrincipalName its
+  // TeamViewer name, teamViewerId the TeamViewer user group.
+  'group-create', 'group-link', 'group-rename', 'members-add', 'members-remove', 'role-assign', 'group-delete', 'group-unlink', 'group-fail',
+] as const;
 export const LOG_STATUSES = ['success', 'failure', 'skipped', 'warning', 'staged'] as const;
 export type ProvisioningLogAction = (typeof LOG_ACTIONS)[number];
 export type ProvisioningLogStatus = (typeof LOG_STATUSES)[number];

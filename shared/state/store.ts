@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
-import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type Link, type LinkDigest, type UserFailure } from '../domain/model';
+import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type GroupCounts, type GroupFailure, type Link, type LinkDigest, type UserFailure } from '../domain/model';
 import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
@@ -51,8 +51,14 @@ const MAX_STRING_PROPERTY = 32 * 1024;
 const MAX_INT32 = 2 ** 31 - 1;
 const INVERTED_TIME_BASE = 10 ** 15;
 const CYCLE_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z-[0-9a-f]{4}$/;
-const COUNT_NAMES = Object.keys(emptyCounts()) as Array<keyof CycleCounts>;
-const LATER_COUNTS: ReadonlySet<string> = new Set(['staged', 'drift']);
+const COUNT_NAMES = Object.keys(emptyCounts()).filter((name) => name !== 'groups') as Array<Exclude<keyof CycleCounts, 'groups'>>;
+/** The user-group counts, one flat column each (a row holds numbers, not objects). */
+const GROUP_COUNT_COLUMNS: ReadonlyArray<[keyof GroupCounts, string]> = [
+  ['created', 'groupsCreated'], ['linked', 'groupsLinked'], ['updated', 'groupsUpdated'], ['deleted', 'groupsDeleted'],
+  ['unlinked', 'groupsUnlinked'], ['membersAdded', 'groupMembersAdded'], ['membersRemoved', 'groupMembersRemoved'],
+  ['staged', 'groupsStaged'], ['failed', 'groupsFailed'],
+];
+const LATER_COUNTS: ReadonlySet<string> = new Set(['staged', 'drift', ...GROUP_COUNT_COLUMNS.map(([, column]) => column)]);
 const CYCLE_KINDS: readonly string[] = ['initial', 'incremental'] satisfies CycleRecord['kind'][];
 const CYCLE_RESULTS: readonly string[] = ['running', 'succeeded', 'partial', 'failed'] satisfies CycleRecord['result'][];
 const TRIGGERS: readonly string[] = ['timer', 'cli', 'http', 'demo'] satisfies CycleRecord['trigger'][];
@@ -571,6 +577,7 @@ function cycleRowKey(id: string): string | null {
 function encodeCycle(c: CycleRecord, rowKey: string): Entity {
   const numbers: Record<string, number> = { imported: c.imported, planned: c.planned };
   for (const name of COUNT_NAMES) numbers[name] = c.counts[name];
+  for (const [name, column] of GROUP_COUNT_COLUMNS) numbers[column] = c.counts.groups?.[name] ?? 0;
   for (const [name, value] of Object.entries(numbers)) {
     if (!Number.isInteger(value) || value < 0 || value > MAX_INT32) {
       throw new StateError('STATE_INVALID_ARGUMENT', `cycle ${c.id}: ${name} must be an integer from 0 to ${MAX_INT32} (got ${value})`);
@@ -595,6 +602,8 @@ function encodeCycle(c: CycleRecord, rowKey: string): Entity {
   if (c.continues) entity.continues = c.continues;
   if (c.failures && c.failures.length > 0) entity.failures = JSON.stringify(c.failures);
   if (c.driftRepairs && c.driftRepairs.length > 0) entity.driftRepairs = JSON.stringify(c.driftRepairs);
+  if (c.groupFailures && c.groupFailures.length > 0) entity.groupFailures = JSON.stringify(c.groupFailures);
+  if (c.groupWarnings && c.groupWarnings.length > 0) entity.groupWarnings = JSON.stringify(c.groupWarnings);
   if (c.error) {
     entity.errorCode = c.error.code;
     entity.errorMessage = c.error.message;
@@ -610,6 +619,7 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   const counts = emptyCounts();
   // Counts added after rows were first written read as 0 on older rows.
   for (const name of COUNT_NAMES) counts[name] = LATER_COUNTS.has(name) && row[name] === undefined ? 0 : read.count(name);
+  for (const [name, column] of GROUP_COUNT_COLUMNS) counts.groups[name] = row[column] === undefined ? 0 : read.count(column);
   const cycle: CycleRecord = {
     id,
     kind: read.oneOf('kind', CYCLE_KINDS),
@@ -639,6 +649,10 @@ function decodeCycle(row: Row, table: string): CycleRecord {
   if (failures) cycle.failures = failures;
   const driftRepairs = jsonList<DriftRepair>(row, table, 'driftRepairs');
   if (driftRepairs) cycle.driftRepairs = driftRepairs;
+  const groupFailures = jsonList<GroupFailure>(row, table, 'groupFailures');
+  if (groupFailures) cycle.groupFailures = groupFailures;
+  const groupWarnings = jsonList<string>(row, table, 'groupWarnings');
+  if (groupWarnings) cycle.groupWarnings = groupWarnings;
   return cycle;
 }
 

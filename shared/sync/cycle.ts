@@ -7,8 +7,9 @@
  *   quiet       nothing changed in Entra: check TeamViewer for hand edits             quiet.ts
  *   scope, map  who is entitled and what TeamViewer should hold                       scope-map.ts
  *   plan users  the pure planner, repairs of hand edits marked                        plan-users.ts
- *   guard       the accidental-deletion guard over every deactivation                 guard.ts
- *   apply       one machinery for every kind of work (users; user groups next)        apply.ts, apply-users.ts
+ *   plan groups the pure group planner (GROUP_PROVISIONING=assigned)                  plan-groups.ts
+ *   guard       the accidental-deletion guard over every deactivation and group going guard.ts
+ *   apply       one machinery for every kind of work: users, then user groups         apply.ts, apply-users.ts, apply-groups.ts
  *   record      the outcome, the watermark, quarantine, the final row, the report     record.ts
  *
  * A failure anywhere before applying ends the cycle `failed` with nothing planned or written; the
@@ -18,9 +19,11 @@
  * of Application Insights; info and warn lines carry counts and ids.
  */
 import { Applier } from './cycle/apply';
+import { applyGroups } from './cycle/apply-groups';
 import { refreshLinks, userWork } from './cycle/apply-users';
 import { beginCycle } from './cycle/begin';
 import { guardDeactivations } from './cycle/guard';
+import { groupsGoing, groupsToChange, planGroupsPhase } from './cycle/plan-groups';
 import { planUsers } from './cycle/plan-users';
 import type { CycleDeps, CycleOptions, CycleReport } from './cycle/ports';
 import { quietCycle } from './cycle/quiet';
@@ -53,14 +56,14 @@ async function provision(run: CycleRun, changes: ChangesRead, listed: TeamViewer
   const snapshot = await readEverything(run, listed);
   const scoped = await scopeAndMap(run, snapshot);
   const users = planUsers(run, snapshot, scoped);
-  // Plan groups here (issue 12): from the assigned groups read with the users, the group links and
-  // TeamViewer's groups; their deletions go to the guard with the users' deactivations.
-  const guard = await guardDeactivations(run, users, snapshot, scoped);
-  await recordPlan(run, { planned: users.actions.length, unchanged: users.unchanged, imported: snapshot.users.length });
+  const groups = planGroupsPhase(run, snapshot);
+  const guard = await guardDeactivations(run, users, snapshot, scoped, groupsGoing(groups));
+  await recordPlan(run, { planned: users.actions.length + groupsToChange(groups?.plan ?? null), unchanged: users.unchanged, imported: snapshot.users.length });
 
   const applier = Applier.start(run, changes.escrows);
   await applier.apply(users.actions, userWork(run, guard, snapshot.links));
-  // Apply groups here, after users: members are named by the TeamViewer ids users got.
+  // After users: members are named by the TeamViewer ids users got.
+  await applyGroups(run, applier, guard, groups, snapshot);
   await settleApplying(run, applier);
   if (!run.dryRun && !applier.abort && !applier.budgetReached) await refreshLinks(run, users);
   await recordOutcome(run, applier, changes, guard);

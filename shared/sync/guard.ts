@@ -21,6 +21,8 @@
  *   admin accepted by allowing its batch. Nothing but a cycle writes it: restart (plain or full)
  *   keeps the baseline, the staged set and the allowance.
  * - Staging never loses a deactivation: the next cycle plans it again from Entra and state.
+ * - A user group going (GROUP_PROVISIONING=assigned) counts as one deactivation: it is judged,
+ *   held, allowed and released with them, by its Entra object id.
  */
 
 export type DeactivationThreshold = { kind: 'count'; value: number } | { kind: 'percent'; value: number };
@@ -117,11 +119,20 @@ function suspiciousRead(input: GuardInput, percent: number): string | null {
 /** The guard's row in the Meta table. */
 export const GUARD_KEY = 'deactivations';
 
+/**
+ * One deactivation the guard judges — or one user group going (deleted, or emptied of tvsync's
+ * members and unlinked), which counts like a deactivation. Entra object ids of users and groups
+ * share one space, so the held and allowed sets name both by object id.
+ */
 export interface HeldUser {
   entraId: string;
+  /** A user's UPN; for a group, its TeamViewer name. */
   userPrincipalName: string;
+  /** A user's TeamViewer id; for a group, its TeamViewer user group id. */
   teamViewerId: string | null;
   reason: string;
+  /** Set for a user group. */
+  kind?: 'group';
 }
 
 export interface StagedDeactivations {
@@ -141,6 +152,8 @@ export interface StagedDeactivations {
   inScope?: number;
   /** The id set holding every held user's Entra object id. Absent on rows of older versions. */
   setId?: string;
+  /** Of `count`, how many are user groups going (deleted or unlinked); absent when none. They come first in `sample`. */
+  groups?: number;
 }
 
 export interface Allowance {
@@ -255,6 +268,8 @@ export function judge(input: JudgeInput): Judgement {
     const unchanged = continuing && input.stagedIds !== null && state.staged?.setId !== undefined && sameIds(held, input.stagedIds);
     const setId = unchanged ? (state.staged!.setId as string) : input.newSetId;
     if (!unchanged) newSet = { setId, ids: [...held].sort() };
+    // Groups are few and each weighs many accounts: they lead the sample, so none hides behind users.
+    const groups = judged.filter((d) => d.kind === 'group');
     staged = {
       reason: decision.reason,
       message: decision.message,
@@ -262,10 +277,11 @@ export function judge(input: JudgeInput): Judgement {
       limit: decision.limit,
       since: continuing ? state.staged!.since : input.at,
       cycleId: input.cycleId,
-      sample: judged.slice(0, SAMPLE_SIZE),
+      sample: [...groups, ...judged.filter((d) => d.kind !== 'group')].slice(0, SAMPLE_SIZE),
       newlyHeld: [...held].filter((id) => !input.stagedIds?.has(id)).length,
       inScope: input.inScope,
       setId,
+      ...(groups.length > 0 ? { groups: groups.length } : {}),
     };
   }
   const keepBaseline = decision.hold && decision.reason === 'SuspiciousRead';

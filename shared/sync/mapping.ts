@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { canonicalAttribute, readAttribute, sourceAttribute } from './attributes';
 import { evaluateExpression, expressionValueToBoolean, expressionValueToText, isExpressionError, parseExpression, type Expression } from './expression';
 import type { AssignedUser, AttributeChange, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
+import type { GroupSettings } from '../domain/group-model';
 import { canonicalScopingFilters, evaluateScope, type ScopingFilter } from './scoping';
 
 export type TargetAttribute =
@@ -205,10 +206,18 @@ export function attributesNeeded(config: SyncConfig): string[] {
   return [...names].filter((n) => sourceAttribute(n) && (!sourceAttribute(n)?.computed || n === 'appRoleAssignments'));
 }
 
-/** A stable hash of what decides who is provisioned and how: a change starts a new initial cycle. */
-export function configHash(config: SyncConfig): string {
+/**
+ * A stable hash of what decides who is provisioned and how: a change starts a new initial cycle.
+ * With GROUP_PROVISIONING=assigned the group settings count too (prefix and roles rename and
+ * re-role every group, and an initial cycle compares TeamViewer's members and roles again);
+ * with it off the hash is what it always was, so the feature changes nothing until it is on.
+ */
+export function configHash(config: SyncConfig, groups?: GroupSettings): string {
   const mappings = config.mappings.map((m) => ({ t: m.target, s: m.source, c: m.constant, e: m.expression?.source, a: m.applyOn, d: m.defaultValue }));
-  const text = JSON.stringify({ scope: config.scope, nested: config.expandNestedGroups, filters: canonicalScopingFilters(config.filters), mappings, skip: config.skipOutOfScopeDeletions });
+  const text = JSON.stringify({
+    scope: config.scope, nested: config.expandNestedGroups, filters: canonicalScopingFilters(config.filters), mappings, skip: config.skipOutOfScopeDeletions,
+    ...(groups?.provisioning === 'assigned' ? { groups: { p: groups.provisioning, prefix: groups.prefix, roles: groups.roles.map((r) => [r.group, r.role]) } } : {}),
+  });
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 

@@ -18,16 +18,17 @@
  *   can be repeated without harm and are retried like reads.
  * - A 403 that is not throttling is TEAMVIEWER_GROUPS_FORBIDDEN, naming the missing right
  *   (*User groups: create, delete, edit, read* on the script token) or the missing Tensor licence.
+ * - Every call takes `{ signal }` (a cycle's deadline): it stops the call as the SCIM client does.
  * - Group ids are decimal strings; an id beyond 2^53 (which JSON numbers cannot carry exactly) is
  *   TEAMVIEWER_PROTOCOL, never a rounded id that would name another group.
  */
 import type { TeamViewerGroup, TeamViewerRole } from '../domain/group-model';
-import type { WebApiRequest } from './client';
+import type { CallOptions, WebApiRequest } from './client';
 import { isTeamViewerError, TeamViewerError } from './errors';
 
 /** What this module needs of the TeamViewer client (TeamViewerClient implements it). */
 export interface WebApiTransport {
-  webApi<T>(request: WebApiRequest<T>): Promise<T>;
+  webApi<T>(request: WebApiRequest<T>, options?: CallOptions): Promise<T>;
 }
 
 /** TeamViewer takes at most this many account ids per members call. */
@@ -150,15 +151,15 @@ export class TeamViewerUserGroups {
   constructor(private readonly transport: WebApiTransport) {}
 
   /** Every user group of the company. Throws rather than return a partial list. */
-  listGroups(): Promise<TeamViewerGroup[]> {
-    return this.pages('/usergroups', { action: 'list the user groups' }, readGroup, (g) => g.id);
+  listGroups(options: CallOptions = {}): Promise<TeamViewerGroup[]> {
+    return this.pages('/usergroups', { action: 'list the user groups' }, readGroup, (g) => g.id, options);
   }
 
   /** The group, or null when TeamViewer has no group with this id. */
-  async getGroup(id: string): Promise<TeamViewerGroup | null> {
+  async getGroup(id: string, options: CallOptions = {}): Promise<TeamViewerGroup | null> {
     const path = `/usergroups/${checkedGroupId(id, { method: 'GET', path: '/usergroups/{id}' })}`;
     try {
-      return await this.send({ method: 'GET', path, action: `read user group ${id}`, parse: readGroup }, { action: `read user group ${id}`, groupId: id });
+      return await this.send({ method: 'GET', path, action: `read user group ${id}`, parse: readGroup }, { action: `read user group ${id}`, groupId: id }, options);
     } catch (error) {
       if (isTeamViewerError(error) && error.code === 'TEAMVIEWER_NOT_FOUND') return null;
       throw error;
@@ -169,24 +170,24 @@ export class TeamViewerUserGroups {
    * Creates a group. TEAMVIEWER_GROUP_NAME_TAKEN: the name is in use (list and adopt);
    * TEAMVIEWER_TRANSIENT or TEAMVIEWER_TIMEOUT with mayHaveApplied: the answer was lost (list before creating again).
    */
-  createGroup(name: string): Promise<TeamViewerGroup> {
+  createGroup(name: string, options: CallOptions = {}): Promise<TeamViewerGroup> {
     const action = `create user group ${JSON.stringify(name)}`;
-    return this.send({ method: 'POST', path: '/usergroups', body: { name }, action, parse: readGroup }, { action, name });
+    return this.send({ method: 'POST', path: '/usergroups', body: { name }, action, parse: readGroup }, { action, name }, options);
   }
 
   /** TEAMVIEWER_GROUP_NAME_TAKEN when another group has the name; TEAMVIEWER_NOT_FOUND when the group is gone. */
-  async renameGroup(id: string, name: string): Promise<void> {
+  async renameGroup(id: string, name: string, options: CallOptions = {}): Promise<void> {
     const path = `/usergroups/${checkedGroupId(id, { method: 'PUT', path: '/usergroups/{id}' })}`;
     const action = `rename user group ${id} to ${JSON.stringify(name)}`;
-    await this.send({ method: 'PUT', path, body: { name }, action, readAnswer: false, parse: () => undefined }, { action, groupId: id, name });
+    await this.send({ method: 'PUT', path, body: { name }, action, readAnswer: false, parse: () => undefined }, { action, groupId: id, name }, options);
   }
 
   /** True when TeamViewer deleted it now; false when it had no such group (already gone). */
-  async deleteGroup(id: string): Promise<boolean> {
+  async deleteGroup(id: string, options: CallOptions = {}): Promise<boolean> {
     const path = `/usergroups/${checkedGroupId(id, { method: 'DELETE', path: '/usergroups/{id}' })}`;
     const action = `delete user group ${id}`;
     try {
-      await this.send({ method: 'DELETE', path, action, readAnswer: false, parse: () => undefined }, { action, groupId: id });
+      await this.send({ method: 'DELETE', path, action, readAnswer: false, parse: () => undefined }, { action, groupId: id }, options);
       return true;
     } catch (error) {
       if (isTeamViewerError(error) && error.code === 'TEAMVIEWER_NOT_FOUND') return false;
@@ -195,30 +196,30 @@ export class TeamViewerUserGroups {
   }
 
   /** Every member, as TeamViewer user ids (`u…`). Throws rather than return a partial list. */
-  async listMembers(groupId: string): Promise<string[]> {
+  async listMembers(groupId: string, options: CallOptions = {}): Promise<string[]> {
     const path = `/usergroups/${checkedGroupId(groupId, { method: 'GET', path: '/usergroups/{id}/members' })}/members`;
     const readMember = (raw: unknown, fail: Fail): string => {
       if (!isJson(raw)) fail('a member in the answer is not an object');
       return `u${readId(raw.accountId, 'a member\'s accountId', fail)}`;
     };
-    return this.pages(path, { action: `list the members of user group ${groupId}`, groupId }, readMember, (m) => m);
+    return this.pages(path, { action: `list the members of user group ${groupId}`, groupId }, readMember, (m) => m, options);
   }
 
   /**
    * Adds members in calls of at most 100; after each call that succeeded, `onBatch` gets the
    * members it added (and is awaited) before the next call is sent. Returns the calls made.
    */
-  addMembers(groupId: string, members: readonly string[], onBatch?: (added: string[]) => Promise<void> | void): Promise<number> {
-    return this.changeMembers('POST', groupId, members, onBatch);
+  addMembers(groupId: string, members: readonly string[], onBatch?: (added: string[]) => Promise<void> | void, options: CallOptions = {}): Promise<number> {
+    return this.changeMembers('POST', groupId, members, onBatch, options);
   }
 
   /** Removes members in calls of at most 100 (a DELETE with a body); `onBatch` as for addMembers. */
-  removeMembers(groupId: string, members: readonly string[], onBatch?: (removed: string[]) => Promise<void> | void): Promise<number> {
-    return this.changeMembers('DELETE', groupId, members, onBatch);
+  removeMembers(groupId: string, members: readonly string[], onBatch?: (removed: string[]) => Promise<void> | void, options: CallOptions = {}): Promise<number> {
+    return this.changeMembers('DELETE', groupId, members, onBatch, options);
   }
 
   /** Every role of the company (`Roles[].Id/Name`). */
-  listRoles(): Promise<TeamViewerRole[]> {
+  listRoles(options: CallOptions = {}): Promise<TeamViewerRole[]> {
     const action = 'list the roles';
     return this.send({
       method: 'GET',
@@ -230,11 +231,11 @@ export class TeamViewerUserGroups {
         if (!Array.isArray(roles)) fail('the roles answer has no Roles array');
         return roles.map((r) => readRole(r, fail));
       },
-    }, { action });
+    }, { action }, options);
   }
 
   /** The id of the role the group holds, or null when it holds none. */
-  getGroupRole(groupId: string): Promise<string | null> {
+  getGroupRole(groupId: string, options: CallOptions = {}): Promise<string | null> {
     const path = `/usergroups/${checkedGroupId(groupId, { method: 'GET', path: '/usergroups/{id}/userroles' })}/userroles`;
     const action = `read the role of user group ${groupId}`;
     return this.send({
@@ -251,11 +252,11 @@ export class TeamViewerUserGroups {
         if (typeof value !== 'string') fail(`${key} is not a role id`);
         return value;
       },
-    }, { action, groupId });
+    }, { action, groupId }, options);
   }
 
   /** Gives the group this role (replacing the one it held). */
-  async assignRole(groupId: string, roleId: string): Promise<void> {
+  async assignRole(groupId: string, roleId: string, options: CallOptions = {}): Promise<void> {
     const id = checkedGroupId(groupId, { method: 'POST', path: '/userroles/assign/usergroup' });
     if (typeof roleId !== 'string' || !GUID.test(roleId)) {
       throw new TeamViewerError({ code: 'TEAMVIEWER_BAD_REQUEST', message: `${JSON.stringify(String(roleId)).slice(0, 80)} is not a TeamViewer role id (a GUID); nothing was sent.`, method: 'POST', path: '/userroles/assign/usergroup' });
@@ -264,20 +265,20 @@ export class TeamViewerUserGroups {
     await this.send({
       method: 'POST', path: '/userroles/assign/usergroup', body: { UserRoleId: roleId, UserGroupId: Number(id) },
       action, idempotent: true, readAnswer: false, parse: () => undefined,
-    }, { action, groupId: id });
+    }, { action, groupId: id }, options);
   }
 
   /** Takes the group's role away (ASSUMED endpoint, as TeamViewer's PowerShell module calls it). */
-  async unassignRole(groupId: string): Promise<void> {
+  async unassignRole(groupId: string, options: CallOptions = {}): Promise<void> {
     const id = checkedGroupId(groupId, { method: 'POST', path: '/userroles/unassign/usergroup' });
     const action = `unassign the role of user group ${id}`;
     await this.send({
       method: 'POST', path: '/userroles/unassign/usergroup', body: { UserGroupId: Number(id) },
       action, idempotent: true, readAnswer: false, parse: () => undefined,
-    }, { action, groupId: id });
+    }, { action, groupId: id }, options);
   }
 
-  private async changeMembers(method: 'POST' | 'DELETE', groupId: string, members: readonly string[], onBatch?: (batch: string[]) => Promise<void> | void): Promise<number> {
+  private async changeMembers(method: 'POST' | 'DELETE', groupId: string, members: readonly string[], onBatch: ((batch: string[]) => Promise<void> | void) | undefined, options: CallOptions): Promise<number> {
     const path = `/usergroups/${checkedGroupId(groupId, { method, path: '/usergroups/{id}/members' })}/members`;
     // Checked (and de-duplicated) before anything is sent: a bad id fails the whole call up front.
     const byAccount = new Map<number, string>();
@@ -287,7 +288,7 @@ export class TeamViewerUserGroups {
     for (let start = 0; start < accounts.length; start += MEMBERS_PER_CALL) {
       const chunk = accounts.slice(start, start + MEMBERS_PER_CALL);
       const action = `${method === 'POST' ? 'add' : 'remove'} ${chunk.length} member${chunk.length === 1 ? '' : 's'} ${method === 'POST' ? 'to' : 'from'} user group ${groupId}`;
-      await this.send({ method, path, body: chunk, action, idempotent: true, readAnswer: false, parse: () => undefined }, { action, groupId });
+      await this.send({ method, path, body: chunk, action, idempotent: true, readAnswer: false, parse: () => undefined }, { action, groupId }, options);
       calls++;
       await onBatch?.(chunk.map((id) => byAccount.get(id) as string));
     }
@@ -298,7 +299,7 @@ export class TeamViewerUserGroups {
    * Follows nextPaginationToken until it is null, absent or empty. Items met twice (a group created
    * while paging shifts later pages) are kept once.
    */
-  private async pages<T>(path: string, subject: Subject, read: (raw: unknown, fail: Fail) => T, keyOf: (item: T) => string): Promise<T[]> {
+  private async pages<T>(path: string, subject: Subject, read: (raw: unknown, fail: Fail) => T, keyOf: (item: T) => string, options: CallOptions): Promise<T[]> {
     const seen = new Set<string>();
     const items = new Map<string, T>();
     for (let token: string | null = null, page = 1; ; page++) {
@@ -322,7 +323,7 @@ export class TeamViewerUserGroups {
           }
           return { resources: json.resources.map((r) => read(r, fail)), nextToken };
         },
-      }, subject);
+      }, subject, options);
       for (const item of next.resources) if (!items.has(keyOf(item))) items.set(keyOf(item), item);
       if (next.nextToken === null) return [...items.values()];
       seen.add(next.nextToken);
@@ -330,9 +331,9 @@ export class TeamViewerUserGroups {
     }
   }
 
-  private async send<T>(request: WebApiRequest<T>, subject: Subject): Promise<T> {
+  private async send<T>(request: WebApiRequest<T>, subject: Subject, options: CallOptions = {}): Promise<T> {
     try {
-      return await this.transport.webApi(request);
+      return await this.transport.webApi(request, options);
     } catch (error) {
       throw groupError(error, subject);
     }

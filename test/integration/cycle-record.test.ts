@@ -11,6 +11,7 @@ import { loadSettings } from '../../shared/config';
 import { CYCLE_RECORD_PREFIX } from '../../shared/cycle-record';
 import { syncTimer } from '../../shared/handlers/sync';
 import { memoryLogger } from '../../shared/log';
+import { emptyGroupCounts } from '../../shared/domain/model';
 import { resetRuntime } from '../../shared/runtime';
 import { inProcess } from '../support/in-process';
 import { expectedInScope, sampleTenant } from '../support/tenant';
@@ -46,7 +47,7 @@ describe('the cycle record', () => {
       kind: 'initial',
       trigger: 'timer',
       result: 'succeeded',
-      counts: { created: expectedInScope(w.tenant).size, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: expect.any(Number), failed: 0, staged: 0, drift: 0 },
+      counts: { created: expectedInScope(w.tenant).size, updated: 0, disabled: 0, enabled: 0, linked: 0, unchanged: 0, skipped: expect.any(Number), failed: 0, staged: 0, drift: 0, groups: emptyGroupCounts() },
       imported: expect.any(Number),
       durationMs: expect.any(Number),
       errorCode: null,

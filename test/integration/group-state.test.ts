@@ -78,6 +78,26 @@ describe('group state in Table Storage', () => {
     expect(await store.getGroupLink('0a1b2c3d-0000-4000-8000-00000000ffff')).toBeNull();
   });
 
+  it('When a link records how many members tvsync manages, then the count comes back; one that is not a count is refused', async () => {
+    const { store } = await freshStore();
+    const counted = link(HELPDESK, { members: 250 });
+    await store.putGroupLink(counted);
+    expect(await store.getGroupLink(HELPDESK)).toEqual(counted);
+    await expect(store.putGroupLink(link(FIELD, { members: -1 }))).rejects.toMatchObject({ code: 'STATE_INVALID_ARGUMENT' });
+    expect(await store.getGroupLink(FIELD)).toBeNull();
+  });
+
+  it('When asked whether one account is a written member, then one point read answers, without listing the group', async () => {
+    const counter = requestCounter();
+    const { store } = await freshStore([counter]);
+    await store.addMembers(HELPDESK, members(0, 3));
+    const before = counter.other;
+    expect(await store.hasMember(HELPDESK, members(1, 1)[0]!)).toBe(true);
+    expect(counter.other - before).toBe(1);
+    expect(await store.hasMember(HELPDESK, 'u42')).toBe(false);
+    expect(await store.hasMember(FIELD, members(1, 1)[0]!)).toBe(false);
+  });
+
   it('When an Entra group id comes in capitals, then it is the same link, and it comes back lower-case', async () => {
     const { store } = await freshStore();
     await store.putGroupLink(link(HELPDESK.toUpperCase()));

@@ -197,7 +197,7 @@ describe('cycles', () => {
       ...started,
       finishedAt: '2026-11-28T21:02:00.000Z',
       result: 'partial',
-      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1, staged: 2, drift: 1 },
+      counts: { created: 3, updated: 2, disabled: 1, enabled: 0, linked: 4, unchanged: 120, skipped: 5, failed: 1, staged: 2, drift: 1, groups: { created: 2, linked: 1, updated: 3, deleted: 1, unlinked: 1, membersAdded: 250, membersRemoved: 7, staged: 1, failed: 1 } },
       imported: 136,
       planned: 11,
       error: { code: 'TEAMVIEWER_THROTTLED', message: 'TeamViewer kept answering 429' },
@@ -206,11 +206,25 @@ describe('cycles', () => {
       configHash: '0123456789abcdef',
       failures: [{ entraId: 'e1', userPrincipalName: 'ann@contoso.com', action: 'create', code: 'TEAMVIEWER_CONFLICT', message: 'email in use', at: '2026-11-28T21:01:50.000Z' }],
       driftRepairs: [{ entraId: 'e2', userPrincipalName: 'bob@contoso.com', teamViewerId: 'u7', action: 'disable', status: 'success', deactivates: true, reason: 'changed in TeamViewer by hand (active): put back', foundAt: '2026-11-28T21:01:33.123Z' }],
+      groupFailures: [{ entraGroupId: 'g1', name: 'Helpdesk', action: 'group-create', code: 'GROUP_NAME_TAKEN', message: 'taken', at: '2026-11-28T21:01:51.000Z' }],
+      groupWarnings: ['GROUP_ROLES entry 1: the TeamViewer company has no role named "Wizard"'],
     };
     await store.updateCycle(finished);
     expect(await store.getCycle(started.id)).toEqual(finished);
     expect(await store.getCycle('20261128T210133.123Z-0000')).toBeNull();
     expect(await store.getCycle('not-a-cycle-id')).toBeNull();
+  });
+
+  it('When a cycle row was written before the user-group counts existed, then they read as 0', async () => {
+    const { store, prefix } = await freshStore();
+    const c = cycle(store, new Date('2026-11-28T21:01:33.123Z'));
+    await store.createCycle({ ...c, counts: { ...c.counts, created: 4, groups: { ...c.counts.groups, created: 2 } } });
+    const raw = tableClient(target, `${prefix}Cycles`, FAST);
+    const [row] = await raw.listEntities().byPage({ maxPageSize: 1 }).next().then((r) => r.value as Array<Record<string, unknown>>);
+    expect(row).toMatchObject({ groupsCreated: 2, groupMembersAdded: 0 });
+    const older = Object.fromEntries(Object.entries(row!).filter(([name]) => !/^group/.test(name) && !['odata', 'etag', 'timestamp'].includes(name)));
+    await raw.upsertEntity(older as { partitionKey: string; rowKey: string }, 'Replace');
+    expect((await store.getCycle(c.id))?.counts).toEqual({ ...c.counts, created: 4 });
   });
 
   it('When a cycle row was written before the staged and drift counts existed, then they read as 0; any other missing count is corrupt', async () => {

@@ -268,4 +268,40 @@ describe.skipIf(browserMissing)('status page in Chromium (375 px phone)', () => 
       resetRuntime();
     }
   });
+
+  it('When user groups are on, then a "User groups" section lists them; a group named <script>… and its failure show as text and the page still fits the phone', async () => {
+    process.env = { ...saved, ...world.env, GROUP_PROVISIONING: 'assigned' };
+    resetRuntime();
+    try {
+      const groups = (await getApp()).groups!;
+      const at = new Date().toISOString();
+      await groups.state.putGroupLink({ entraGroupId: 'aaaaaaaa-0000-4000-8000-000000000001', teamViewerGroupId: '10000001', name: SCRIPT_UPN, origin: 'created', role: { id: 'bbbbbbbb-0000-4000-8000-000000000001', name: 'Support agent' }, createdAt: at, updatedAt: at, members: 40 });
+      await groups.state.putGroupLink({ entraGroupId: 'aaaaaaaa-0000-4000-8000-000000000002', teamViewerGroupId: '10000002', name: `Entra - ${'Field engineers of the northern region '.repeat(2).trim()}`, origin: 'adopted', role: null, createdAt: at, updatedAt: at, members: 12 });
+      await seedCycle({
+        startedAt: ago(5 * 60_000), finishedAt: ago(4 * 60_000), result: 'partial', planned: 3,
+        counts: counts({ groups: { created: 1, linked: 1, updated: 1, deleted: 0, unlinked: 0, membersAdded: 52, membersRemoved: 0, staged: 0, failed: 1 } }),
+        groupFailures: [{ entraGroupId: 'aaaaaaaa-0000-4000-8000-000000000003', name: SCRIPT_UPN, action: 'group-create', code: 'GROUP_NAME_TAKEN', message: 'TeamViewer refused to create <img src=x onerror=alert(3)> (409)', at: ago(4 * 60_000) }],
+      });
+
+      const v = await open();
+      expect(v.status).toBe(200);
+      const section = v.page.locator('#groups');
+      await expect.poll(() => section.locator('h2').textContent()).toBe('User groups (2)');
+      expect(await section.locator('tbody tr').count()).toBe(2);
+      expect(await section.locator('tbody th').allTextContents()).toContain(SCRIPT_UPN);
+      expect(await section.locator('.failure .upn').textContent()).toBe(SCRIPT_UPN);
+      expect(await section.locator('.failure .message').textContent()).toContain('<img src=x onerror=alert(3)>');
+      expect(await v.page.locator('#last').textContent()).toContain('1 created, 1 adopted, 1 updated, 0 deleted, 0 unlinked, 52 members added');
+      expect(await v.page.locator('#health .reason').textContent()).toContain('1 failed user group change');
+      expect(await v.page.evaluate(() => document.querySelectorAll('script, img, iframe, object, embed').length)).toBe(0);
+      await expectFitsPhone(v.page);
+      await section.screenshot({ path: path.join(RESULTS, 'status-page-groups.png') });
+      expect(v.dialogs).toEqual([]);
+      expect(v.consoleErrors).toEqual([]);
+      await v.page.close();
+    } finally {
+      process.env = { ...saved, ...world.env };
+      resetRuntime();
+    }
+  });
 });

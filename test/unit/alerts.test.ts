@@ -30,6 +30,13 @@ describe('held-back deactivations after an allowance', () => {
     expect(d.due.map((x) => x.notification)).toEqual([expect.objectContaining({ kind: 'deactivations-staged', count: 40, detail: 'Entra ID returned no users in scope', allowed: { count: 60, applied: 60, by: 'alice', grantedAt: minutesAgo(30) } })]);
   });
 
+  it('When user groups going are held with the deactivations, then the email counts them and marks them in its sample', () => {
+    const withGroups = { ...staged(minutesAgo(10)), count: 3, groups: 1, sample: [{ entraId: 'g1', userPrincipalName: 'Entra - Helpdesk', teamViewerId: '101', reason: 'user group deleted', kind: 'group' as const }, { entraId: 'e1', userPrincipalName: 'ann@contoso.test', teamViewerId: 'u1', reason: 'unassigned' }] };
+    const d = decideAlerts(empty, facts({ staged: withGroups }));
+    expect(d.due[0]?.notification).toMatchObject({ kind: 'deactivations-staged', count: 3, groups: 1, sample: [{ userPrincipalName: 'Entra - Helpdesk', group: true }, { userPrincipalName: 'ann@contoso.test' }] });
+    expect((d.due[0]?.notification as { sample: Array<{ group?: boolean }> }).sample[1]).not.toHaveProperty('group');
+  });
+
   it('When the last allowance was used up before this batch began, then the email does not mention it', () => {
     const d = decideAlerts(empty, facts({ staged: staged(minutesAgo(5)), release }));
     expect(d.due[0]?.notification).not.toHaveProperty('allowed');

@@ -58,6 +58,15 @@ const cases: Array<{ name: string; n: Notification; subject: string[]; body: str
     body: ['Details: Entra ID returned no users in scope, where the last good read had 40.', 'They are newly held', 'the 60 deactivations alice (tvsync CLI) allowed on 2025-03-10 11:30 UTC, of which 60 were applied', 'Newly held', 'Allowed before and applied', '60 of 60'],
   },
   {
+    name: 'user groups going held back with deactivations',
+    n: {
+      kind: 'deactivations-staged', at: AT, count: 3, threshold: 2, groups: 2,
+      sample: [{ userPrincipalName: 'Entra - Helpdesk', reason: 'user group deleted (tvsync created it): no longer assigned', group: true }, { userPrincipalName: 'Entra - Field', reason: 'user group emptied', group: true }, { userPrincipalName: 'alex@contoso.test', reason: 'unassigned' }],
+    },
+    subject: ['3 deactivations held back'],
+    body: ['deactivate 1 TeamViewer user and delete or unlink 2 TeamViewer user groups', 'no user group has been deleted or emptied', 'Of them user groups', 'User group Entra - Helpdesk: user group deleted (tvsync created it): no longer assigned', 'alex@contoso.test: unassigned', 'User groups and users who would be deleted, unlinked or deactivated (all of 3)'],
+  },
+  {
     name: 'no successful cycle for a while',
     n: { kind: 'no-successful-cycle', at: AT, lastSuccessAt: '2025-03-10T08:40:00.000Z', since: '2025-03-10T08:40:00.000Z', missedCycles: 5, lastError: { code: 'GRAPH_UNAVAILABLE', message: 'Graph answered 503 five times' } },
     subject: ['No successful cycle for 3 h 20 min'],

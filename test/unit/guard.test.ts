@@ -203,3 +203,29 @@ describe('judge: what an allowance releases and what is held', () => {
     expect(next.lastRelease).toEqual({ by: 'alice', grantedAt: '2026-03-10T11:30:00.000Z', allowed: 60, applied: 60, cycleId: 'c2', at: AT });
   });
 });
+
+describe('judge: user groups going count as deactivations', () => {
+  const group = (n: number): HeldUser => ({ entraId: `G-${n}`, userPrincipalName: `Group ${n}`, teamViewerId: `10${n}`, reason: 'user group deleted (tvsync created it): no longer assigned', kind: 'group' });
+
+  it('When 25 users and 2 groups go over a threshold of 20, then all 27 are held, the groups lead the sample and are counted apart', () => {
+    const j = judged({ deactivations: [...users(1, 25), group(1), group(2)], settings: { ...DEFAULT_GUARD, threshold: count(20) }, inScope: 95 });
+    expect(j.decision).toMatchObject({ hold: true, reason: 'TooManyDeactivations', limit: 20 });
+    expect(j.held).toEqual(new Set([...ids(users(1, 25)), 'g-1', 'g-2']));
+    expect(j.next.staged).toMatchObject({ count: 27, groups: 2 });
+    expect(j.next.staged!.sample.slice(0, 2).map((s) => s.entraId)).toEqual(['G-1', 'G-2']);
+    expect(j.next.staged!.sample).toHaveLength(20);
+  });
+
+  it('When only users are held, then the staged batch names no groups', () => {
+    const j = judged({ deactivations: users(1, 3), settings: { ...DEFAULT_GUARD, threshold: count(2) } });
+    expect(j.next.staged).toMatchObject({ count: 3 });
+    expect(j.next.staged!.groups).toBeUndefined();
+  });
+
+  it('When an allowance names a group, then that group is released like a user and the rest is judged', () => {
+    const state: GuardState = { staged: null, allowance: { grantedAt: AT, by: 'alice', setId: 's', count: 1, stagedSetId: 's', reviewedInScope: 100 }, baselineInScope: 100 };
+    const j = judged({ state, deactivations: [group(1), user(1)], allowedIds: new Set(['g-1']), settings: { ...DEFAULT_GUARD, threshold: count(1) } });
+    expect(j.released).toEqual(new Set(['g-1']));
+    expect(j.held.size).toBe(0);
+  });
+});

@@ -157,4 +157,13 @@ describe('scope', () => {
     expect(configHash({ ...DEFAULT_SYNC_CONFIG, filters: renamed })).toBe(configHash({ ...DEFAULT_SYNC_CONFIG, filters }));
     expect(configHash(withMappings([{ target: 'userName', source: 'mail' }]))).not.toBe(base);
   });
+
+  it('the configuration hash takes the group settings only when group provisioning is on: off hashes as before, and prefix or roles change it', () => {
+    const base = configHash(DEFAULT_SYNC_CONFIG);
+    const on = { provisioning: 'assigned' as const, prefix: '', roles: [] };
+    expect(configHash(DEFAULT_SYNC_CONFIG, { provisioning: 'off', prefix: 'X', roles: [{ group: 'G', role: 'R' }] })).toBe(base);
+    expect(configHash(DEFAULT_SYNC_CONFIG, on)).not.toBe(base);
+    expect(configHash(DEFAULT_SYNC_CONFIG, { ...on, prefix: 'Entra - ' })).not.toBe(configHash(DEFAULT_SYNC_CONFIG, on));
+    expect(configHash(DEFAULT_SYNC_CONFIG, { ...on, roles: [{ group: 'Helpdesk', role: 'Support agent' }] })).not.toBe(configHash(DEFAULT_SYNC_CONFIG, { ...on, roles: [{ group: 'Helpdesk', role: 'Administrator' }] }));
+  });
 });

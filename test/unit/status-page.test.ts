@@ -65,6 +65,20 @@ const failure = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
+const groupsDoc = (over: Record<string, unknown> = {}) => ({
+  prefix: 'Entra - ',
+  linked: 2,
+  list: [
+    { entraGroupId: 'g1', name: 'Entra - Field engineers', teamViewerGroupId: '10000002', origin: 'adopted', role: null, members: 12 },
+    { entraGroupId: 'g2', name: 'Entra - Helpdesk', teamViewerGroupId: '10000001', origin: 'created', role: 'Support agent', members: 40 },
+  ],
+  lastCycle: { created: 1, linked: 1, updated: 0, deleted: 0, unlinked: 0, membersAdded: 52, membersRemoved: 0, staged: 0, failed: 0 },
+  failures: [],
+  warnings: [],
+  heldDeletions: null,
+  ...over,
+});
+
 describe('status page: health banner', () => {
   const states = [
     { health: 'healthy', label: 'Healthy', words: 'Provisioning is working.' },
@@ -253,6 +267,10 @@ describe('status page: escaping', () => {
     { field: 'quarantine', over: (h) => ({ quarantine: { reason: h, since: h, message: h, howToRelease: h } }) },
     { field: 'staged deactivations', over: (h) => ({ stagedDeactivations: { reason: h, message: h, count: 1, limit: 0, since: h, cycleId: h, allowed: false, sample: [{ entraId: h, userPrincipalName: h, teamViewerId: h, reason: h }] } }) },
     { field: 're-enabled leaver', over: (h) => ({ reenabledLeavers: [{ entraId: h, userPrincipalName: h, teamViewerId: h, foundAt: h, cycleId: h, outcome: h }] }) },
+    { field: 'user group name, id, origin and role', over: (h) => ({ groups: groupsDoc({ prefix: h, list: [{ entraGroupId: h, name: h, teamViewerGroupId: h, origin: h, role: h, members: 3 }] }) }) },
+    { field: 'user group failure', over: (h) => ({ groups: groupsDoc({ failures: [{ entraGroupId: h, name: h, action: h, code: h, message: h, at: h }] }) }) },
+    { field: 'user group warning', over: (h) => ({ groups: groupsDoc({ warnings: [h] }) }) },
+    { field: 'user group held back', over: (h) => ({ groups: groupsDoc({ heldDeletions: { count: 1, sample: [{ entraId: h, name: h, teamViewerId: h, reason: h }] } }) }) },
     { field: 'allowance', over: (h) => ({ stagedDeactivations: { reason: 'SuspiciousRead', message: 'm', count: 1, newlyHeld: 1, limit: 0, since: '2026-03-10T11:00:00.000Z', cycleId: 'c', allowed: true, sample: [] }, allowance: { by: h, grantedAt: h, count: 1, pending: true, applied: null, cycleId: null, appliedAt: null } }) },
   ];
   for (const { field, over } of fields) {
@@ -448,5 +466,41 @@ describe('status page: held-back deactivations after an allowance', () => {
       allowance: { by: 'alice', grantedAt: '2026-03-01T11:30:00.000Z', count: 60, pending: false, applied: 60, cycleId: 'c2', appliedAt: '2026-03-01T11:40:00.000Z' },
     })));
     expect(text).not.toContain('allowed by alice');
+  });
+});
+
+describe('status page: user groups', () => {
+  it('When groups are linked, then the page lists each with its TeamViewer group, origin, role and members, and the last cycle counts them', () => {
+    const html = renderStatusPage(doc({ groups: groupsDoc(), lastCycle: cycle({ counts: { ...counts(), groups: groupsDoc().lastCycle } }) }));
+    const section = /<section id="groups"[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+    const text = visibleText(section);
+    expect(text).toContain('User groups (2)');
+    expect(text).toMatch(/Entra - Helpdesk 10000001 created Support agent 40/);
+    expect(text).toMatch(/Entra - Field engineers 10000002 adopted — 12/);
+    expect(text).toContain('named "Entra - " + the Entra name');
+    expect(visibleText(html)).toMatch(/User groups 1 created, 1 adopted, 0 updated, 0 deleted, 0 unlinked, 52 members added, 0 members removed, 0 held back, 0 failed/);
+  });
+
+  it('When a missing right failed the groups, a setting warns and groups are held back, then each shows in words', () => {
+    const html = renderStatusPage(doc({
+      groups: groupsDoc({
+        failures: [{ entraGroupId: '', name: '', action: 'group-read', code: 'TEAMVIEWER_GROUPS_FORBIDDEN', message: 'TeamViewer refused to list the user groups (403 insufficient_license)', at: NOW }],
+        warnings: ['GROUP_ROLES entry 1: the TeamViewer company has no role named "Wizard"'],
+        heldDeletions: { count: 2, sample: [{ entraId: 'g3', name: 'Entra - Ops', teamViewerId: '10000003', reason: 'user group deleted' }] },
+      }),
+      stagedDeactivations: { reason: 'TooManyDeactivations', message: 'm', count: 2, groups: 2, limit: 1, since: NOW, cycleId: 'c', allowed: false, newlyHeld: 2, sample: [{ entraId: 'g3', userPrincipalName: 'Entra - Ops', teamViewerId: '10000003', reason: 'user group deleted', kind: 'group' }] },
+    }));
+    const text = visibleText(html);
+    expect(text).toContain('every user group Could not read the user groups');
+    expect(text).toContain('the script token needs "User groups: create, delete, edit, read", and the company a Tensor licence');
+    expect(text).toContain('GROUP_ROLES entry 1: the TeamViewer company has no role named "Wizard"');
+    expect(text).toContain('2 user group(s) going are held back with the deactivations: Entra - Ops');
+    expect(text).toContain('Deactivations and user groups going held back');
+    expect(text).toContain('user group Entra - Ops — user group deleted');
+  });
+
+  it('When group provisioning is off (groups null) or the document predates it, then there is no user groups section', () => {
+    expect(renderStatusPage(doc({ groups: null }))).not.toContain('id="groups"');
+    expect(renderStatusPage(doc())).not.toContain('id="groups"');
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The apply machinery: runs a cycle's planned work with bounded concurrency, whatever kind of
- * object it is about (users now; user groups plug in as another WorkKind, applied after users).
+ * object it is about (users, and user groups as another WorkKind applied after users).
  * Per item it decides whether the work may start (lease, time budget, accidental-deletion guard,
  * escrow, dry run), carries it out, and records what became of it: escrow, provisioning log,
  * counts, progress and heartbeat.
@@ -34,8 +34,10 @@ export interface WorkReport {
   status: ActionStatus;
   /** The Entra object id the work is about: escrows are kept by it. */
   entraId: string;
-  /** How people know the object (a UPN; a group's name). */
-  userPrincipalName: string;
+  /** How people know the object: a user's UPN… */
+  userPrincipalName?: string;
+  /** …or a group's name. */
+  name?: string;
   reason?: string;
   error?: ErrorInfo;
 }
@@ -58,8 +60,8 @@ export interface WorkKind<A, R extends WorkReport> {
   apply(action: A, signal: AbortSignal): Promise<R>;
   /** After this failure no further write starts in this cycle. */
   isFatal(action: A, code: string): boolean;
-  /** The provisioning-log record of a report (null: nothing to log). */
-  logRecord(report: R, context: { cycleId: string; time: Date; durationMs: number }): ProvisioningLogRecord | null;
+  /** The provisioning-log records of a report (one per change it made; null or none: nothing to log). */
+  logRecord(report: R, context: { cycleId: string; time: Date; durationMs: number }): ProvisioningLogRecord | ProvisioningLogRecord[] | null;
   /** Adds the report to the cycle's counts, the lists status shows, and the cycle's report. */
   tally(record: CycleRecord, report: R): void;
 }
@@ -153,7 +155,7 @@ export class Applier {
     if (!dryRun && !this.abort) await this.recordEscrow(escrow, report);
     if (!dryRun && deps.logs) {
       const entry = kind.logRecord(report, { cycleId, time: run.now(), durationMs: Date.now() - itemStarted });
-      if (entry) this.logBuffer.push(entry);
+      if (entry) this.logBuffer.push(...(Array.isArray(entry) ? entry : [entry]));
       if (this.logBuffer.length >= LOG_BATCH) await this.flushLogs();
     }
     kind.tally(record, report);
@@ -179,7 +181,7 @@ export class Applier {
         const backoffMinutes = RETRY_NEXT_CYCLE.has(report.error.code) || attempts === 1 ? 0 : Math.min(24 * 60, intervalMinutes * 2 ** (attempts - 2));
         await deps.state.putEscrow({
           entraId: report.entraId,
-          userPrincipalName: report.userPrincipalName,
+          userPrincipalName: report.userPrincipalName ?? report.name ?? '',
           action: report.kind,
           code: report.error.code,
           message: report.error.message.slice(0, 500),

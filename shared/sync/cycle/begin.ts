@@ -7,7 +7,7 @@
  *   `running` belongs to a process that died or lost the lease, and is marked failed
  *   (CYCLE_INTERRUPTED) so status never shows a ghost. (One that lost the lease may still write its
  *   own final record later; that record is the truth and replaces this one.)
- * - A changed scope, scoping filter or mapping, or no watermark (first run, or a restart cleared
+ * - A changed scope, scoping filter, mapping or group setting, or no watermark (first run, or a restart cleared
  *   it), makes a new initial cycle: every user must be looked at again.
  * - A cycle cut by its time budget is continued by the next one, of the same kind, and names it.
  */
@@ -24,7 +24,7 @@ export async function beginCycle(deps: CycleDeps, options: CycleOptions): Promis
   const startedAt = now();
   const recent = await deps.state.listCycles(10);
   if (!dryRun) await closeInterruptedCycles(deps, recent);
-  const hash = configHash(deps.config ?? DEFAULT_SYNC_CONFIG);
+  const hash = configHash(deps.config ?? DEFAULT_SYNC_CONFIG, deps.groups?.settings);
   const kind = await cycleKind(deps, recent, hash, dryRun);
   const cycleId = dryRun ? `dry-run-${deps.state.newCycleId(startedAt)}` : deps.state.newCycleId(startedAt);
   const continuing = continued(recent, dryRun);
@@ -62,7 +62,7 @@ async function cycleKind(deps: CycleDeps, recent: readonly CycleRecord[], hash: 
   const watermarked = (await deps.state.getMeta<Watermark>(WATERMARK_KEY)) !== null;
   const continuing = continued(recent, dryRun);
   const kind: CycleKind = continuing ? continuing.kind : lastGood && watermarked && (lastGood.configHash === undefined || lastGood.configHash === hash) ? 'incremental' : 'initial';
-  if (lastGood && kind === 'initial') deps.logger.info('scope, scoping filters or mappings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
+  if (lastGood && kind === 'initial') deps.logger.info('scope, scoping filters, mappings or group settings changed since the last cycle: this is a new initial cycle', { previous: lastGood.configHash, now: hash });
   return kind;
 }
 

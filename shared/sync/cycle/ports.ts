@@ -4,6 +4,7 @@
  * ProvisioningLogStore); tests and the CLI see only these shapes.
  */
 import type { Logger } from '../../log';
+import type { AssignedGroup, GroupLink, GroupReport, GroupSettings, TeamViewerGroup, TeamViewerRole } from '../../domain/group-model';
 import type { AssignedUser, CycleCounts, CycleKind, CycleRecord, ActionReport, Escrow, Link, LinkDigest, TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../../domain/model';
 import type { ProvisioningLogRecord } from '../../state/logs';
 import type { DriftCheck } from '../drift';
@@ -19,12 +20,13 @@ export interface Stoppable {
 
 /** What the cycle needs from Entra (EntraReader implements it). */
 export interface EntraSource {
-  readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[] } & Stoppable): Promise<{ users: AssignedUser[] }>;
+  /** With `groupNames`, also the assigned groups with their names now (`assignedGroups`). */
+  readAssignedUsers(options: { scope: SyncConfig['scope']; expandNestedGroups: boolean; attributes: string[]; groupNames?: boolean } & Stoppable): Promise<{ users: AssignedUser[]; assignedGroups?: AssignedGroup[] }>;
   /** Which of these object ids are soft-deleted (in the directory's deleted items). */
   readDeletedUserIds(ids: string[], options?: Stoppable): Promise<Set<string>>;
   readAssignmentFingerprint(options?: Stoppable): Promise<{ fingerprint: string; groupIds: string[]; requests: number }>;
   readUserChanges(deltaLink: string | null, attributes?: readonly string[], options?: Stoppable): Promise<{ changed: unknown[]; removed: unknown[]; deltaLink: string; requests: number }>;
-  readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null, options?: Stoppable): Promise<{ added: unknown[]; removed: unknown[]; removedGroups: string[]; groupsWithNestedChanges: string[]; deltaLink: string; requests: number }>;
+  readGroupMemberChanges(groupIds: readonly string[], deltaLink: string | null, options?: Stoppable): Promise<{ added: unknown[]; removed: unknown[]; removedGroups: string[]; groupsWithNestedChanges: string[]; displayNames?: AssignedGroup[]; deltaLink: string; requests: number }>;
 }
 
 /** What the cycle needs from TeamViewer (TeamViewerClient implements it). */
@@ -57,6 +59,39 @@ export interface CycleState extends GuardStore {
   deleteEscrow(entraId: string): Promise<void>;
 }
 
+/** What the cycle needs of TeamViewer's user groups and roles (TeamViewerUserGroups implements it). */
+export interface UserGroupsTarget {
+  listGroups(options?: Stoppable): Promise<TeamViewerGroup[]>;
+  createGroup(name: string, options?: Stoppable): Promise<TeamViewerGroup>;
+  renameGroup(id: string, name: string, options?: Stoppable): Promise<void>;
+  deleteGroup(id: string, options?: Stoppable): Promise<boolean>;
+  listMembers(groupId: string, options?: Stoppable): Promise<string[]>;
+  addMembers(groupId: string, members: readonly string[], onBatch?: (added: string[]) => Promise<void> | void, options?: Stoppable): Promise<number>;
+  removeMembers(groupId: string, members: readonly string[], onBatch?: (removed: string[]) => Promise<void> | void, options?: Stoppable): Promise<number>;
+  listRoles(options?: Stoppable): Promise<TeamViewerRole[]>;
+  getGroupRole(groupId: string, options?: Stoppable): Promise<string | null>;
+  assignRole(groupId: string, roleId: string, options?: Stoppable): Promise<void>;
+}
+
+/** What the cycle needs of the group state (GroupStateStore implements it). */
+export interface GroupState {
+  listGroupLinks(): Promise<GroupLink[]>;
+  putGroupLink(link: GroupLink): Promise<void>;
+  deleteGroupLink(entraGroupId: string): Promise<void>;
+  listAllMembers(): Promise<Map<string, string[]>>;
+  listMembers(entraGroupId: string): Promise<string[]>;
+  addMembers(entraGroupId: string, teamViewerIds: readonly string[], writtenAt?: Date): Promise<void>;
+  removeMembers(entraGroupId: string, teamViewerIds: readonly string[]): Promise<void>;
+  clearMembers(entraGroupId: string): Promise<number>;
+}
+
+/** Group provisioning: its settings, TeamViewer's user groups and the group state. */
+export interface GroupDeps {
+  settings: GroupSettings;
+  teamViewer: UserGroupsTarget;
+  state: GroupState;
+}
+
 export interface CycleDeps {
   entra: EntraSource;
   teamViewer: TeamViewerTarget;
@@ -84,6 +119,8 @@ export interface CycleDeps {
   driftCheck?: DriftCheck;
   /** QUARANTINE_FAILURE_PERCENT and QUARANTINE_MIN_FAILURES. */
   quarantine?: QuarantineSettings;
+  /** GROUP_PROVISIONING=assigned: user groups after users. Absent (or provisioning off): users only, at no cost. */
+  groups?: GroupDeps;
   /** Where each user change is logged (Entra's provisioning logs). */
   logs?: { append(records: ProvisioningLogRecord[]): Promise<void>; enforceRetention(now?: Date): Promise<unknown> };
   now?: () => Date;
@@ -107,5 +144,9 @@ export interface CycleReport {
   imported: number;
   counts: CycleCounts;
   actions: ActionReport[];
+  /** With GROUP_PROVISIONING=assigned: what became of each user group's changes (failures included). */
+  groupActions?: GroupReport[];
+  /** With GROUP_PROVISIONING=assigned: what the group settings ask for and cannot be done (never a failure). */
+  groupWarnings?: string[];
   error?: { code: string; message: string };
 }

@@ -30,6 +30,8 @@ export async function quietCycle(run: CycleRun, delta: DeltaOutcome): Promise<Qu
     const prev = run.previous?.counts;
     record.imported = run.previous?.imported ?? 0;
     record.counts.unchanged = prev ? prev.unchanged + prev.created + prev.updated + prev.enabled + prev.disabled + prev.linked : 0;
+    // What the group settings could not do still stands: nothing was read to say otherwise.
+    if (run.deps.groups?.settings.provisioning === 'assigned' && run.previous?.groupWarnings) record.groupWarnings = run.previous.groupWarnings;
     record.result = 'succeeded';
     await run.deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag);
     log.info(`cycle ${cycleId}: nothing changed in Entra ID since the last cycle (${delta.requests} Graph requests)${check.listed ? ' nor in TeamViewer' : ''}; nothing to write`, { cycleId, graphRequests: delta.requests });

@@ -19,7 +19,9 @@ import { errorInfo } from '../error-info';
 import { GUARD_KEY, type GuardState } from '../guard';
 import { attributesNeeded } from '../mapping';
 import { FULL_READ_EVERY_MS, sameIds, WATERMARK_KEY, type Watermark } from '../watermark';
+import type { AssignedGroup } from '../../domain/group-model';
 import type { CycleDeps, EntraSource } from './ports';
+import { readGroups, renameCheck, type GroupsRead } from './read-groups';
 import type { CycleRun } from './run';
 
 export interface ChangesRead {
@@ -44,6 +46,7 @@ export async function readChanges(run: CycleRun): Promise<ChangesRead> {
     configHash: run.configHash,
     now: run.startedAt,
     signal: run.deadline.reading,
+    renamed: renameCheck(run),
   }, run.cycleId);
   if (delta?.expired && record.kind === 'incremental') {
     record.kind = 'initial';
@@ -61,6 +64,8 @@ export interface Snapshot {
   teamViewer: TeamViewerUser[];
   /** The account that owns the TeamViewer token (never deactivated); null when it is unknown. */
   owner: { id: string; userName: string } | null;
+  /** User groups (GROUP_PROVISIONING=assigned; read-groups.ts); null when provisioning is off. */
+  groups: GroupsRead | null;
 }
 
 /**
@@ -70,10 +75,11 @@ export interface Snapshot {
 export async function readEverything(run: CycleRun, listed: TeamViewerUser[] | null): Promise<Snapshot> {
   const { deps, config, log, cycleId } = run;
   const reading = run.deadline.reading;
-  const { users } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config), signal: reading });
+  const groupsOn = deps.groups?.settings.provisioning === 'assigned';
+  const { users, assignedGroups } = await deps.entra.readAssignedUsers({ scope: config.scope, expandNestedGroups: config.expandNestedGroups, attributes: attributesNeeded(config), signal: reading, ...(groupsOn ? { groupNames: true } : {}) });
   run.record.imported = users.length;
   run.progress('reading TeamViewer');
-  const [links, teamViewer, owner] = await Promise.all([
+  const [links, teamViewer, owner, groups] = await Promise.all([
     raceAbort(deps.state.listLinks(), reading),
     listed ?? deps.teamViewer.listUsers({ signal: reading }),
     deps.teamViewer.getTokenOwner({ signal: reading }).catch((err) => {
@@ -81,9 +87,10 @@ export async function readEverything(run: CycleRun, listed: TeamViewerUser[] | n
       log.warn('could not find the account that owns the TeamViewer token', { cycleId, error: errorInfo(err).message });
       return null;
     }),
+    readGroups(run, assignedGroups),
   ]);
   if (owner === null) log.warn('deactivations are held back this cycle: the account that owns the TeamViewer token could not be identified (the token needs "Account management: view account data")', { cycleId });
-  return { users, links, teamViewer, owner };
+  return { users, links, teamViewer, owner, groups };
 }
 
 export interface DeltaOutcome {
@@ -100,7 +107,7 @@ export interface DeltaOutcome {
  * Resumes (or starts) the delta rounds before the full read — see shared/sync/watermark.ts for
  * why the order matters and when the full read may be skipped.
  */
-async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canSkip: boolean; configHash: string; now: Date; signal: AbortSignal }, cycleId: string): Promise<DeltaOutcome> {
+async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canSkip: boolean; configHash: string; now: Date; signal: AbortSignal; renamed?: (names: readonly AssignedGroup[]) => Promise<boolean> }, cycleId: string): Promise<DeltaOutcome> {
   const { signal } = options;
   const row = await raceAbort(deps.state.getMeta<Watermark>(WATERMARK_KEY), signal);
   const previous = row?.value.configHash === options.configHash ? row.value : null;
@@ -133,7 +140,9 @@ async function readDeltas(deps: CycleDeps, options: { attributes: string[]; canS
     && users.changed.length === 0 && users.removed.length === 0
     && groups.added.length === 0 && groups.removed.length === 0 && groups.removedGroups.length === 0 && groups.groupsWithNestedChanges.length === 0;
   const fullReadDue = !previous || options.now.getTime() - Date.parse(previous.lastFullReadAt) >= FULL_READ_EVERY_MS;
-  const unchanged = options.canSkip && nothing && !fullReadDue;
+  // A group renamed in Entra (user groups on) is a change the member lists do not show.
+  const renamed = options.canSkip && nothing && !fullReadDue && options.renamed ? await raceAbort(options.renamed(groups?.displayNames ?? []), signal) : false;
+  const unchanged = options.canSkip && nothing && !fullReadDue && !renamed;
   deps.logger.debug(`cycle ${cycleId}: deltas read`, { cycleId, requests, unchanged, fresh, expired });
   return {
     unchanged,

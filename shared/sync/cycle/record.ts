@@ -5,7 +5,7 @@
  *
  * Invariants:
  * - The result is `failed` when the cycle stopped writing (lease lost, a fatal error, a budget
- *   used up by reading), `partial` when users failed or deactivations were held for want of the
+ *   used up by reading), `partial` when users or user groups failed or deactivations were held for want of the
  *   token owner, else `succeeded`. Only a cycle that did not stop saves the watermark, so the next
  *   one reads whatever this one could not finish.
  * - Quarantine moves with every real cycle: entered or prolonged on a cause an admin must fix,
@@ -59,11 +59,11 @@ export async function recordOutcome(run: CycleRun, applier: Applier, changes: Ch
   // An escrow lives only while its object still has a change to make: one whose user needs nothing
   // any more (fixed by hand, left scope) is dropped, so it cannot hold up quiet cycles forever.
   if (!dryRun && !abort) await applier.dropSettledEscrows();
-  record.result = abort ? 'failed' : record.counts.failed > 0 ? 'partial' : 'succeeded';
+  record.result = abort ? 'failed' : record.counts.failed > 0 || record.counts.groups.failed > 0 ? 'partial' : 'succeeded';
   if (abort) record.error = abort;
   const { delta } = changes;
   if (delta && !abort) await deps.state.putMeta<Watermark>(WATERMARK_KEY, delta.watermark, delta.etag).catch((err) => log.warn('could not save the delta watermark; the next cycle reads everything', { cycleId, error: errorInfo(err).message }));
-  await guard.finish(run.reports, !abort && !applier.budgetReached);
+  await guard.finish([...run.reports, ...run.groupReports], !abort && !applier.budgetReached);
   // Deactivations held for want of the token owner are work not done: say so (and no quiet shortcut next time).
   if (guard.heldForOwner > 0 && record.result === 'succeeded') record.result = 'partial';
 }
@@ -83,6 +83,7 @@ export async function finishCycle(run: CycleRun): Promise<CycleReport> {
     // Counts only: who and why live in state (status, tvsync status), not in Application Insights.
     log.warn(`cycle ${cycleId}: ${record.counts.failed} user(s) failed and ${warnings} need attention; run "tvsync status" or open the status page for who and why`, { cycleId, failed: record.counts.failed, warnings });
   }
+  if (record.counts.groups.failed > 0) log.warn(`cycle ${cycleId}: ${record.counts.groups.failed} user group change(s) failed; run "tvsync status" or open the status page for which and why`, { cycleId, groupsFailed: record.counts.groups.failed });
   return {
     cycleId,
     kind: record.kind,
@@ -93,6 +94,7 @@ export async function finishCycle(run: CycleRun): Promise<CycleReport> {
     imported: record.imported,
     counts: record.counts,
     actions: run.reports,
+    ...(run.deps.groups?.settings.provisioning === 'assigned' ? { groupActions: run.groupReports, groupWarnings: record.groupWarnings ?? [] } : {}),
     ...(record.error ?? stateError ? { error: record.error ?? stateError } : {}),
   };
 }

@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../../log';
 import type { ActionReport, CycleRecord } from '../../domain/model';
+import type { GroupReport } from '../../domain/group-model';
 import { cycleDeadline, type CycleDeadline } from '../deadline';
 import { errorInfo } from '../error-info';
 import { configHash, DEFAULT_SYNC_CONFIG, type SyncConfig } from '../mapping';
@@ -35,6 +36,8 @@ export class CycleRun {
   readonly deadline: CycleDeadline;
   /** Every report of this cycle, in the order work finished. */
   readonly reports: ActionReport[] = [];
+  /** Every user group's report of this cycle (GROUP_PROVISIONING=assigned). */
+  readonly groupReports: GroupReport[] = [];
   private lastBeat = Date.now();
   private writes: Promise<void> = Promise.resolve();
   private readonly heartbeat: NodeJS.Timeout;
@@ -51,7 +54,7 @@ export class CycleRun {
     this.now = deps.now ?? (() => new Date());
     this.dryRun = record.dryRun;
     this.config = deps.config ?? DEFAULT_SYNC_CONFIG;
-    this.configHash = configHash(this.config);
+    this.configHash = configHash(this.config, deps.groups?.settings);
     // A dry run is a person waiting at a terminal, not the host's time limit: it has no deadline.
     this.deadline = cycleDeadline({
       budgetSeconds: this.dryRun ? undefined : deps.timeBudgetSeconds,
