@@ -20,7 +20,7 @@
  */
 import { Applier } from './cycle/apply';
 import { applyGroups } from './cycle/apply-groups';
-import { refreshLinks, userWork } from './cycle/apply-users';
+import { indexLinks, refreshLinks, userWork } from './cycle/apply-users';
 import { beginCycle } from './cycle/begin';
 import { guardDeactivations } from './cycle/guard';
 import { groupsGoing, groupsToChange, planGroupsPhase } from './cycle/plan-groups';
@@ -65,6 +65,9 @@ async function provision(run: CycleRun, changes: ChangesRead, listed: TeamViewer
   // After users: members are named by the TeamViewer ids users got.
   await applyGroups(run, applier, guard, groups, snapshot);
   await settleApplying(run, applier);
-  if (!run.dryRun && !applier.abort && !applier.budgetReached) await refreshLinks(run, users);
+  if (!run.dryRun && !applier.abort && !applier.budgetReached) {
+    await refreshLinks(run, users);
+    await indexLinks(run, snapshot.links);
+  }
   await recordOutcome(run, applier, changes, guard);
 }
