@@ -133,6 +133,21 @@ describe('user groups while deactivations are held', () => {
     expect(memberLogins(w, 'Helpdesk')).toEqual(logins(2));
   });
 
+  it('When the token\'s owner, out of the Entra group, is provisioned on demand, then the groups step takes them out of no group (a dry run says so too)', async () => {
+    const tenant = tenantWith(3, [{ id: HELPDESK, name: 'Helpdesk', members: [1, 2] }], [1]);
+    Object.assign(tenant.users[0]!, { userPrincipalName: OWNER, mail: OWNER });
+    const { w, app } = await provisioned(tenant);
+    tenant.groups[0]!.members = [userId(2)];
+
+    const dry = await app.provision(OWNER, { dryRun: true });
+    expect(dry.steps.find((s) => s.step === 'groups')).toMatchObject({ status: 'skipped', detail: 'keeps its user groups: the deactivation did not happen (dry run: nothing written)' });
+
+    const result = await app.provision(OWNER);
+    expect(result.steps.find((s) => s.step === 'action')).toMatchObject({ status: 'warning', detail: expect.stringMatching(/owns the TeamViewer API token/) });
+    expect(result.steps.find((s) => s.step === 'groups')).toMatchObject({ status: 'success', detail: 'keeps its user groups: the deactivation did not happen' });
+    expect(memberLogins(w, 'Helpdesk')).toEqual([OWNER, ...logins(2)].sort());
+  });
+
   it('When the guard stages groups going (one tvsync created, one it adopted) with their members\' deactivations, then neither group loses a member and both stay linked', async () => {
     const tenant = tenantWith(6, [{ id: HELPDESK, name: 'Helpdesk', members: [1, 2] }, { id: FIELD, name: 'Field engineers', members: [3, 4] }], [1, 2]);
     const w = await harness.world({ tenant });

@@ -16,7 +16,7 @@
 import type { Link } from '../../domain/model';
 import type { GroupPlanInput } from '../group-planner';
 import { planGroups, type GroupAction, type GroupPlan } from '../group-planner';
-import { deactivates, type Plan } from '../planner';
+import { deactivates, type Action, type Plan } from '../planner';
 import type { Snapshot } from './read';
 import type { GroupsRead, GroupsSnapshot } from './read-groups';
 import type { GroupsGoing } from './guard';
@@ -54,17 +54,18 @@ export function planGroupsPhase(run: CycleRun, snapshot: Snapshot, users: Pick<P
   return { read, plan: planned, deactivating };
 }
 
-/**
- * The users the plan makes inactive, and the token's owner when the plan says it is left active
- * (a warning skip naming the owner: out of scope, or the active mapping gave False).
- */
+/** The users the plan makes inactive, and the token's owner when it wants them inactive (wantsInactive). */
 function wantedInactive(users: Pick<Plan, 'actions'>, ownerId: string | null): Set<string> {
-  const ids = new Set<string>();
-  for (const a of users.actions) {
-    const ownerKept = a.kind === 'skip' && a.warning === true && ownerId !== null && a.teamViewerId === ownerId;
-    if (deactivates(a) || ownerKept) ids.add(a.entraId.toLowerCase());
-  }
-  return ids;
+  return new Set(users.actions.filter((a) => wantsInactive(a, ownerId)).map((a) => a.entraId.toLowerCase()));
+}
+
+/**
+ * Does this planned user action want the user's account inactive? A deactivation, or the warning
+ * skip the planner leaves for the token's owner instead of one (out of scope, or the active mapping
+ * gave False). Until it happens, the user keeps their user groups.
+ */
+export function wantsInactive(a: Action, ownerId: string | null): boolean {
+  return deactivates(a) || (a.kind === 'skip' && a.warning === true && ownerId !== null && a.teamViewerId === ownerId);
 }
 
 /** The planner's input: what was read, with the user links given (before or after users were applied). */
