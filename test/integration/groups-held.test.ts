@@ -133,6 +133,26 @@ describe('user groups while deactivations are held', () => {
     expect(memberLogins(w, 'Helpdesk')).toEqual(logins(2));
   });
 
+  it('When a deactivation is cut off at the cycle\'s deadline, then the user keeps their group memberships; the next cycle deactivates them and takes them out', async () => {
+    const tenant = tenantWith(4, [{ id: HELPDESK, name: 'Helpdesk', members: [1, 2] }], [1, 2]);
+    const { w } = await provisioned(tenant);
+    tenant.groups[0]!.members = [userId(2)];
+    w.teamViewer.inject({ kind: 'hang', times: 1_000, method: 'PATCH' });
+    const app = await harness.app(w, { ...GROUPS_ON, CYCLE_TIME_BUDGET_SECONDS: '1', TEAMVIEWER_TIMEOUT_SECONDS: '2' });
+
+    const cut = await app.runCycle({ trigger: 'cli' });
+
+    expect(cut.counts).toMatchObject({ disabled: 0, skipped: 1 });
+    expect(cut.counts.groups).toMatchObject({ membersRemoved: 0 });
+    expect(memberLogins(w, 'Helpdesk')).toEqual(logins(1, 2));
+
+    w.teamViewer.clearFaults();
+    const next = await app.runCycle({ trigger: 'cli' });
+    expect(next.counts).toMatchObject({ disabled: 1 });
+    expect(next.counts.groups).toMatchObject({ membersRemoved: 1 });
+    expect(memberLogins(w, 'Helpdesk')).toEqual(logins(2));
+  });
+
   it('When the token\'s owner, out of the Entra group, is provisioned on demand, then the groups step takes them out of no group (a dry run says so too)', async () => {
     const tenant = tenantWith(3, [{ id: HELPDESK, name: 'Helpdesk', members: [1, 2] }], [1]);
     Object.assign(tenant.users[0]!, { userPrincipalName: OWNER, mail: OWNER });
