@@ -10,6 +10,8 @@
  * - Only memberships tvsync wrote are ever removed (its member rows), so an account added by hand
  *   stays; a member row is written after TeamViewer confirmed the add, deleted after it confirmed
  *   the removal.
+ * - A user whose deactivation was wanted but did not happen (the token's owner, an owner that could
+ *   not be identified) leaves no group, as in a cycle: that would deprovision them in part.
  * - A group problem (a missing right or licence, TeamViewer down) is a warning of this step: the
  *   user's own provisioning stands.
  */
@@ -34,7 +36,8 @@ export interface GroupsOutcome {
 
 /**
  * What becomes of the user's group memberships once `report` (the user's action, done or — in a
- * dry run — planned; null when there was nothing to do) is applied.
+ * dry run — planned; null when there was nothing to do) is applied. `deactivationWanted`: the
+ * action wanted the account inactive (wantsInactive); if it is still active, it leaves no group.
  */
 export async function provisionGroups(
   deps: { entra: EntraReader; groups: ProvisionGroupDeps },
@@ -42,6 +45,7 @@ export async function provisionGroups(
   link: Link | undefined,
   report: ActionReport | null,
   dryRun: boolean,
+  deactivationWanted = false,
 ): Promise<GroupsOutcome> {
   const { groups } = deps;
   const [assigned, links] = await Promise.all([deps.entra.readAssignedGroups(), groups.state.listGroupLinks()]);
@@ -67,7 +71,8 @@ export async function provisionGroups(
   }
   // Groups the user leaves: linked ones whose member rows hold the user's account, no longer wanted.
   const previous = link?.teamViewerId ?? null;
-  if (previous) {
+  const held = deactivationWanted && member !== null && member === previous;
+  if (previous && !held) {
     for (const l of links) {
       // A group no longer assigned goes as a whole, under the accidental-deletion guard: the cycle's work.
       if (!l.teamViewerGroupId || !assigned.some((g) => g.id.toLowerCase() === l.entraGroupId.toLowerCase())) continue;
@@ -81,6 +86,7 @@ export async function provisionGroups(
     ...leave.map((l) => `${dryRun ? 'would leave' : 'leaves'} ${quote(l.name)} (TeamViewer user group ${l.teamViewerGroupId})`),
     ...later.map((name) => `joins ${quote(name)} when the next cycle creates it`),
     ...(already.length > 0 ? [`already in ${already.map(quote).join(', ')}`] : []),
+    ...(held ? ['keeps its user groups: the deactivation did not happen'] : []),
   ];
   if (words.length === 0) return { status: 'success', detail: member ? 'in no user group tvsync provisions' : 'no active TeamViewer account, so in no user group' };
   if (dryRun || (join.length === 0 && leave.length === 0)) return { status: dryRun ? 'skipped' : 'success', detail: `${words.join('; ')}${dryRun ? ' (dry run: nothing written)' : ''}` };

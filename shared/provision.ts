@@ -15,6 +15,7 @@ import type { StateStore } from './state/store';
 import type { ActionReport } from './domain/model';
 import { applyAction, dryRunReport } from './sync/apply-user';
 import { provisionGroups, type ProvisionGroupDeps } from './provision-groups';
+import { wantsInactive } from './sync/cycle/plan-groups';
 import { acquireLease } from './sync/lease';
 import { attributesNeeded, mapUser, type DesiredUser, type SyncConfig } from './sync/mapping';
 import type { AssignedUser, Link, TeamViewerUser } from './domain/model';
@@ -191,7 +192,7 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     await step('groups', async () => {
       const lease = dryRun ? null : await acquireLease(deps.store, { purpose: 'provision on demand (user groups)', logger: deps.logger });
       try {
-        return await provisionGroups({ entra: deps.entra, groups }, imported, link, report, dryRun);
+        return await provisionGroups({ entra: deps.entra, groups }, imported, link, report, dryRun, action !== null && wantsInactive(action, owner?.id ?? null));
       } finally {
         await lease?.release();
       }

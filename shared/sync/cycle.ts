@@ -56,7 +56,7 @@ async function provision(run: CycleRun, changes: ChangesRead, listed: TeamViewer
   const snapshot = await readEverything(run, listed);
   const scoped = await scopeAndMap(run, snapshot);
   const users = planUsers(run, snapshot, scoped);
-  const groups = planGroupsPhase(run, snapshot);
+  const groups = planGroupsPhase(run, snapshot, users);
   const guard = await guardDeactivations(run, users, snapshot, scoped, groupsGoing(groups));
   await recordPlan(run, { planned: users.actions.length + groupsToChange(groups?.plan ?? null), unchanged: users.unchanged, imported: snapshot.users.length });
 

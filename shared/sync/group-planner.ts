@@ -16,8 +16,12 @@
  * - A group found by the name of an interrupted create is adopted, not owned: tvsync cannot prove
  *   its POST made it, and it deletes only groups it can prove it created.
  * - Members are the group's Entra members (AssignedUser.viaGroups) whose user link has a TeamViewer
- *   id and is active: a user tvsync has deactivated leaves the groups it manages; a user whose
- *   deactivation the guard holds back stays, as the user does.
+ *   id and is active: a user tvsync has deactivated leaves the groups it manages.
+ * - A user whose deactivation tvsync wanted but did not carry out (`held`: staged by the guard, the
+ *   token's owner, a failed or skipped call) is taken out of no group and keeps its member rows,
+ *   even of a group they left in Entra: that would be a deprovisioning nobody reviewed. They leave
+ *   once the deactivation happened. Nobody is added for being held. (A group going is emptied
+ *   whole, as the guard judged it: `deletions` do not look at `held`.)
  * - Never removes a member tvsync does not manage: only TeamViewer users that are linked to an
  *   Entra user are ever removed (an account added by hand stays).
  * - A group leaving tvsync's hands (unassigned or deleted in Entra) is deleted only when tvsync
@@ -81,6 +85,11 @@ export interface GroupPlanInput {
   users: ReadonlyArray<{ id: string; viaGroups: readonly string[] }>;
   /** User links after the user phase: who is provisioned, as which TeamViewer user, active or not. */
   userLinks: ReadonlyArray<Pick<Link, 'entraId' | 'teamViewerId' | 'active'>>;
+  /**
+   * TeamViewer ids of users whose deactivation was wanted this cycle and did not happen (staged,
+   * the token's owner, failed, skipped): never taken out of a group.
+   */
+  held?: ReadonlySet<string>;
   groupLinks: readonly GroupLink[];
   /** Members tvsync wrote, by Entra group id (GroupStateStore.listAllMembers). */
   written: ReadonlyMap<string, readonly string[]>;
@@ -331,18 +340,21 @@ function memberActions(
   let remove = new Set<string>();
   let record = new Set<string>();
   let forget = new Set<string>();
+  const held = input.held ?? new Set<string>();
+  // Held users stay where they are (never added for it): as if still wanted, where they are members.
+  const stays = (m: string) => desired.has(m) || held.has(m);
   const current = teamViewerGroupId === null ? undefined : input.teamViewerMembers?.get(teamViewerGroupId);
   if (teamViewerGroupId === null) {
     add = new Set(desired);
   } else if (current) {
     const now = new Set(current);
     add = minus(desired, now);
-    remove = new Set([...now].filter((m) => managed.has(m) && !desired.has(m)));
-    record = new Set([...desired].filter((m) => now.has(m) && !written.has(m)));
-    forget = new Set([...written].filter((m) => !desired.has(m) && !remove.has(m)));
+    remove = new Set([...now].filter((m) => managed.has(m) && !stays(m)));
+    record = new Set([...now].filter((m) => stays(m) && managed.has(m) && !written.has(m)));
+    forget = new Set([...written].filter((m) => !desired.has(m) && !(held.has(m) && now.has(m)) && !remove.has(m)));
   } else {
     add = minus(desired, written);
-    remove = new Set([...written].filter((m) => managed.has(m) && !desired.has(m)));
+    remove = new Set([...written].filter((m) => managed.has(m) && !stays(m)));
     forget = new Set([...written].filter((m) => !managed.has(m)));
   }
   if (remove.size > 0 && teamViewerGroupId !== null) {

@@ -231,6 +231,31 @@ describe('group planner', () => {
       ]);
     });
 
+    describe('a user whose deactivation is held (staged, the token owner, failed)', () => {
+      // e1 left the Entra group Helpdesk (and with it scope); its deactivation did not happen.
+      const left = { users: users.map((u) => (u.id === 'e1' ? { ...u, viaGroups: [] } : u)), held: new Set(['u1']) };
+      it.each<[string, Partial<GroupPlanInput>, string[]]>([
+        ['its member row says it is in the group', left, []],
+        ['TeamViewer (read) shows it there, unrecorded', { ...left, written: new Map([[G1, ['u2']], [G2, ['u2', 'u3']]]), teamViewerMembers: new Map([['101', ['u1', 'u2']]]) }, ['group-record G1 record u1 forget -']],
+        ['TeamViewer (read) shows it gone by hand', { ...left, teamViewerMembers: new Map([['101', ['u2']]]) }, ['group-record G1 record - forget u1']],
+        ['it is not in the group at all', { ...left, written: new Map([[G1, ['u2']], [G2, ['u2', 'u3']]]) }, []],
+        ['it is still in the Entra group of a group just created', { held: new Set(['u1']), groupLinks: [glink(G2, '102', 'Field engineers')], teamViewerGroups: [tvg('102', 'Field engineers')] }, ['group-create G1 "Helpdesk"', 'member-add G1 new u1,u2']],
+        ['another user leaves the Entra group meanwhile', { ...left, users: left.users.map((u) => (u.id === 'e2' ? { ...u, viaGroups: [G1] } : u)) }, ['member-remove G2 102 u2']],
+      ])('When %s, then it stays where it is and is never added for it', (_what, change, expected) => {
+        expect(lines(planGroups(settled(change)).actions)).toEqual(expected);
+      });
+
+      it('When the deactivation happened (no longer held, inactive), then it leaves', () => {
+        const plan = planGroups(settled({ users: left.users, userLinks: userLinks.map((l) => (l.entraId === 'e1' ? { ...l, active: false } : l)) }));
+        expect(lines(plan.actions)).toEqual(['member-remove G1 101 u1']);
+      });
+
+      it('When an adopted group it is in goes, then the group is emptied whole (the guard judged the group going)', () => {
+        const plan = planGroups(settled({ ...left, groups: [field], groupLinks: [glink(G1, '101', 'Helpdesk', { origin: 'adopted' }), glink(G2, '102', 'Field engineers')] }));
+        expect(lines(plan.deletions)).toEqual(['member-remove G1 101 u1,u2', 'group-unlink G1 101']);
+      });
+    });
+
     it('When a member tvsync wrote is gone from TeamViewer but still wanted, then it is added again', () => {
       const plan = planGroups(settled({ teamViewerMembers: new Map([['101', ['u2']]]) }));
       expect(lines(plan.actions)).toEqual(['member-add G1 101 u1']);

@@ -10,7 +10,9 @@
  *   side by side.
  * - Members are planned again here, from the user links as this cycle's user changes left them: a
  *   user created or linked now joins its groups in the same cycle, a user deactivated now leaves
- *   them. The groups that go are exactly the deletions the guard judged (plan-groups.ts).
+ *   them; a user whose deactivation was wanted but did not happen (staged, the token's owner,
+ *   failed, skipped) leaves none. The groups that go are exactly the deletions the guard judged
+ *   (plan-groups.ts).
  * - TEAMVIEWER_GROUPS_FORBIDDEN (a missing right or licence) stops group work only: one failure
  *   names the missing right, every other group is skipped saying why, users are unaffected. A
  *   rejected token (401) stops every write, as for users.
@@ -71,7 +73,7 @@ export function groupWork(run: CycleRun, guard: GuardRun, phase: GroupPhase, sna
   if (!deps || !phase.plan || !phase.read.ok) return null;
   const read = phase.read.snapshot;
   const userLinks = userLinksAfter(snapshot.links, run.reports, run.dryRun);
-  const replanned = planGroups(groupPlanInput(run, read, snapshot, userLinks));
+  const replanned = planGroups(groupPlanInput(run, read, snapshot, userLinks, heldUsers(userLinks, phase.deactivating)));
   const items = [...bundle(replanned.actions, false), ...bundle(phase.plan.deletions, true)];
   run.record.planned += items.length - groupsToChange(phase.plan);
   return { items, kind: new GroupKind(run, deps, guard, read, memberLabels(snapshot.links, run.reports)) };
@@ -136,6 +138,15 @@ export function userLinksAfter(links: readonly Link[], reports: readonly ActionR
     byId.set(key, { entraId: r.entraId, teamViewerId, active: typeof active === 'boolean' ? active : before?.teamViewerId ? before.active : true });
   }
   return [...byId.values()];
+}
+
+/**
+ * TeamViewer ids of the users whose deactivation was wanted but did not happen — staged by the
+ * guard, the token's owner, held for an unknown owner, failed, skipped — so still active: they
+ * keep every group membership. In a dry run a planned deactivation counts as made, as above.
+ */
+export function heldUsers(userLinks: readonly UserLinkView[], deactivating: ReadonlySet<string>): Set<string> {
+  return new Set(userLinks.filter((l) => l.teamViewerId && l.active && deactivating.has(l.entraId.toLowerCase())).map((l) => l.teamViewerId as string));
 }
 
 /** TeamViewer user id → user principal name, to name members in reports and logs. */
