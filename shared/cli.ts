@@ -259,9 +259,9 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
   }
   bar?.({ phase: 'finished', done: 0, total: 0 });
   if (json) {
-    io.out.write(`${terminalJson(report)}\n`);
+    writeReportJson(io.out, report);
   } else {
-    io.out.write(formatReport(forTerminal(report)));
+    io.out.write(formatReport(forTerminal(printedPart(report))));
   }
   if (report.result === 'failed') return 1;
   return report.counts.failed > 0 || report.counts.staged > 0 || report.counts.groups.failed > 0 || report.counts.groups.staged > 0 ? 1 : 0;
@@ -287,6 +287,34 @@ function progressBar(io: CliIo) {
 }
 
 const pad = (label: string, width = 11) => label.padEnd(width);
+
+/**
+ * The cycle report as --json, written a slice of actions at a time: a cycle of 100,000 users never
+ * holds its whole report as one string (or two: the text and its terminal-safe copy). Parses to the
+ * same document as terminalJson(report); only the place of "actions" among the keys differs.
+ */
+export function writeReportJson(out: NodeJS.WritableStream, report: CycleReport, slice = 500): void {
+  const { actions, ...rest } = report;
+  const head = terminalJson(rest);
+  out.write(`${head.slice(0, head.lastIndexOf('}')).replace(/\s*$/, '')},\n  "actions": [`);
+  for (let start = 0; start < actions.length; start += slice) {
+    const items = actions.slice(start, start + slice).map((a) => terminalJson(a).replace(/\n/g, '\n    '));
+    out.write(`${start === 0 ? '' : ','}\n    ${items.join(',\n    ')}`);
+  }
+  out.write(`${actions.length ? '\n  ' : ''}]\n}\n`);
+}
+
+/**
+ * What formatReport prints of the actions, and nothing more, so making a 100,000-user report
+ * terminal-safe copies a few dozen actions. Keeps formatReport's totals: they count these lists.
+ */
+export function printedPart(report: CycleReport): CycleReport {
+  const changed = report.actions.filter((a) => a.status === (report.dryRun ? 'planned' : 'success') && a.kind !== 'unlink');
+  const staged = report.actions.filter((a) => a.status === 'staged');
+  const problems = report.actions.filter((a) => a.status === 'failure' || a.status === 'warning');
+  if (changed.length + staged.length + problems.length === report.actions.length) return report;
+  return { ...report, actions: [...changed, ...staged, ...problems] };
+}
 
 export function formatReport(report: CycleReport): string {
   const lines: string[] = [];

@@ -2,8 +2,10 @@
  * Provision on demand: one user, now, in Entra's five steps — connection test, import, scope
  * evaluation, matching, action — each with its result and the reason in plain words.
  *
- * It plans with the same planner as a cycle, given every link (so a TeamViewer user linked to
- * someone else is never taken) but only this user (`subset`: nobody else gets an action), and
+ * It plans with the same planner as a cycle, given the links that bear on this user — its own and
+ * those holding a TeamViewer user that matches it (so a TeamViewer user linked to someone else is
+ * never taken), read by key, never the whole table — but only this user (`subset`: nobody else
+ * gets an action), and
  * applies under the run lease, so it never races a cycle.
  */
 import type { Logger } from './log';
@@ -16,7 +18,7 @@ import { provisionGroups, type ProvisionGroupDeps } from './provision-groups';
 import { wantsInactive } from './sync/cycle/plan-groups';
 import { acquireLease } from './sync/lease';
 import { attributesNeeded, mapUser, type DesiredUser, type SyncConfig } from './sync/mapping';
-import type { AssignedUser, TeamViewerUser } from './domain/model';
+import type { AssignedUser, Link, TeamViewerUser } from './domain/model';
 import { deactivates, plan } from './sync/planner';
 
 /** Entra's five steps, and (GROUP_PROVISIONING=assigned) the user groups the user joins or leaves. */
@@ -123,9 +125,10 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     return result;
   }
 
-  // 4. Matching: the link in state, else the userName in TeamViewer.
-  const links = await deps.store.listLinks();
-  const link = links.find((l) => l.entraId.toLowerCase() === imported.id.toLowerCase());
+  // 4. Matching: the link in state, else the userName in TeamViewer. Only the links that bear on
+  // this user are read: its own, and the holders of the TeamViewer users that match it.
+  const link = (await deps.store.getLink(imported.id)) ?? (imported.id !== imported.id.toLowerCase() ? await deps.store.getLink(imported.id.toLowerCase()) : null) ?? undefined;
+  const holders: Link[] = [];
   const candidates = await step<TeamViewerUser[]>('matching', async () => {
     if (link?.teamViewerId) {
       const current = await deps.teamViewer.getUser(link.teamViewerId);
@@ -136,7 +139,11 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
     const found = new Map<string, TeamViewerUser>();
     for (const spelling of spellings) for (const u of await deps.teamViewer.findByUserName(spelling)) found.set(u.id, u);
     const list = [...found.values()];
-    const taken = list.filter((u) => links.some((l) => l.teamViewerId === u.id && l.entraId !== imported.id));
+    for (const u of list) {
+      const holder = await deps.store.findLinkByTeamViewerId(u.id);
+      if (holder && holder.entraId !== imported.id) holders.push(holder);
+    }
+    const taken = list.filter((u) => holders.some((l) => l.teamViewerId === u.id));
     const detail = list.length === 0
       ? `no TeamViewer user has the userName ${userName}`
       : `TeamViewer user${list.length > 1 ? 's' : ''} ${list.map((u) => `${u.id} (${u.userName})`).join(', ')} match${list.length > 1 ? '' : 'es'} the userName ${userName}${taken.length ? `; ${taken.map((u) => u.id).join(', ')} already linked to another Entra user` : ''}`;
@@ -148,6 +155,7 @@ export async function provisionOnDemand(deps: ProvisionDeps, query: string, opti
   }
 
   // 5. Action: the planner's verdict for this one user, applied under the run lease.
+  const links = [...(link ? [link] : []), ...holders];
   const planned = plan({ users: [desired], links, teamViewer: candidates, protectedTeamViewerIds: new Set(owner ? [owner.id] : []), skipOutOfScopeDeletions: deps.config.skipOutOfScopeDeletions, subset: true });
   const action = planned.actions.find((a) => a.entraId === imported.id) ?? null;
   await step('action', async () => {

@@ -435,10 +435,13 @@ export class GraphRequester {
 
   /**
    * Reads many collections with $batch (20 per call) and follows each one's nextLinks. Items
-   * throttled inside a batch are sent again after their Retry-After.
+   * throttled inside a batch are sent again after their Retry-After. `consume`, when given, sees
+   * each page as it arrives (in request order, page by page); a page it returns true for is not
+   * kept, so a caller that turns pages into its own records never holds a collection twice. A read
+   * that fails throws as ever: what was consumed is then the caller's to drop.
    */
-  async collections<T>(requests: CollectionRequest[]): Promise<Map<string, T[]>> {
-    const rounds = await this.readCollections<T>(requests, false);
+  async collections<T>(requests: CollectionRequest[], consume?: (key: string, page: T[]) => boolean): Promise<Map<string, T[]>> {
+    const rounds = await this.readCollections<T>(requests, false, consume);
     return new Map([...rounds].map(([key, round]) => [key, round.items]));
   }
 
@@ -468,7 +471,7 @@ export class GraphRequester {
     return `${url.pathname.slice(API_VERSION.length + 1)}${url.search}`;
   }
 
-  private async readCollections<T>(requests: CollectionRequest[], delta: boolean): Promise<Map<string, { items: T[]; deltaLink?: string }>> {
+  private async readCollections<T>(requests: CollectionRequest[], delta: boolean, consume?: (key: string, page: T[]) => boolean): Promise<Map<string, { items: T[]; deltaLink?: string }>> {
     const results = new Map<string, { items: T[]; deltaLink?: string }>();
     for (let start = 0; start < requests.length; start += BATCH_LIMIT) {
       const chunk = requests.slice(start, start + BATCH_LIMIT);
@@ -485,20 +488,22 @@ export class GraphRequester {
             requestId: header(response.headers, 'request-id'),
           }, request.context);
         }
-        results.set(request.key, await this.follow<T>(response.body as Record<string, unknown> | undefined, request.context, delta));
+        const sink = consume && ((page: T[]) => consume(request.key, page));
+        results.set(request.key, await this.follow<T>(response.body as Record<string, unknown> | undefined, request.context, delta, sink));
       }
     }
     return results;
   }
 
   /** The items of `body` and of every page after it; with `delta`, the round's deltaLink too. */
-  private async follow<T>(first: Record<string, unknown> | undefined, context: GraphCallContext, delta: boolean): Promise<{ items: T[]; deltaLink?: string }> {
+  private async follow<T>(first: Record<string, unknown> | undefined, context: GraphCallContext, delta: boolean, sink?: (page: T[]) => boolean): Promise<{ items: T[]; deltaLink?: string }> {
     const items: T[] = [];
     const seen = new Set<string>();
     let body = first;
     for (let pageNumber = 1; ; pageNumber++) {
       const concerns = pageNumber > 1 ? `${context.concerns} (page ${pageNumber})` : context.concerns;
-      items.push(...this.valueOf<T>(body, concerns));
+      const page = this.valueOf<T>(body, concerns);
+      if (!sink?.(page)) for (const item of page) items.push(item);
       const next = this.linkOf(body, '@odata.nextLink', concerns);
       if (next === undefined) {
         if (!delta) return { items };

@@ -282,12 +282,12 @@ export class EntraReader {
       context: { concerns: `the ${expand ? 'transitive ' : ''}members of assigned group ${groupId}`, permission: 'GroupMember.Read.All' },
     }));
     const nameRequests = options.groupNames ? this.groupsByIdRequests([...groupRoles.keys()]) : [];
-    const read = await requester.collections<RawUser>([...memberRequests, ...nameRequests]);
-    const assignedGroups = options.groupNames ? groupNamesFrom(read, nameRequests, [...groupRoles.keys()]) : undefined;
-    const members = memberRequests.map((request) => [request.key, read.get(request.key) ?? []] as const);
-    for (const [groupId, users] of members) {
+    // Members become records page by page (a tenant's worth of raw Graph objects is never held).
+    const memberGroups = new Set(memberRequests.map((request) => request.key));
+    const takeMembers = (groupId: string, page: RawUser[]): boolean => {
+      if (!memberGroups.has(groupId)) return false;
       const concerns = `the members of assigned group ${groupId}`;
-      for (const raw of users) {
+      for (const raw of page) {
         let entry: Scoped | undefined;
         if (scope === 'all') {
           const id = raw?.id;
@@ -306,13 +306,18 @@ export class EntraReader {
         entry.viaGroups.add(groupId);
         for (const role of groupRoles.get(groupId) ?? []) entry.appRoleIds.add(role);
       }
-    }
+      return true;
+    };
+    const read = await requester.collections<RawUser>([...memberRequests, ...nameRequests], takeMembers);
+    const assignedGroups = options.groupNames ? groupNamesFrom(read, nameRequests, [...groupRoles.keys()]) : undefined;
 
     // Users already read need no second read.
     const unread = [...directRoles.keys()].filter((id) => !scoped.has(id));
-    const fetched = scope === 'all' ? new Map<string, RawUser[]>() : await requester.collections<RawUser>(this.usersByIdRequests(unread, plan.select, 'directly assigned users'));
-    for (const [, users] of fetched) {
-      for (const raw of users) include(raw, 'directly assigned users');
+    if (scope !== 'all') {
+      await requester.collections<RawUser>(this.usersByIdRequests(unread, plan.select, 'directly assigned users'), (_key, page) => {
+        for (const raw of page) include(raw, 'directly assigned users');
+        return true;
+      });
     }
     for (const [id, roles] of directRoles) {
       const entry = scoped.get(id);

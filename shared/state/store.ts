@@ -5,6 +5,14 @@
  * - Tables are `${prefix}Links`, `${prefix}Cycles`, `${prefix}Meta`, one partition each
  *   ('link', 'cycle', 'meta'). Row keys are `escapeKey(id)`, so any id is storable and no two ids
  *   share a row; a row whose key is not a canonical escape is corrupt, never another id.
+ * - Beside each link that has a TeamViewer id, in the same partition and written in the same
+ *   transaction, an index row `%~<escaped TeamViewer id>` names the Entra id that holds it (no link
+ *   key can start with '%~'). It is a pointer, always checked against the link it names, so a stale
+ *   one reads as "nobody". Listings of links leave index rows out. A meta row `linkIndex` says every
+ *   link has its index row; until a full cycle has written them (state from an older version),
+ *   lookups by TeamViewer id read every link instead.
+ * - Link writes and deletes go through a group commit (batch-writer.ts): those made at the same time
+ *   share entity-group transactions, and each call resolves only once its own rows are committed.
  * - A row we cannot decode is reported as STATE_CORRUPT naming table and row. Nothing is skipped or
  *   defaulted: a link silently dropped from listLinks would make the next cycle create a duplicate
  *   TeamViewer user.
@@ -24,10 +32,11 @@
  *   set with a missing chunk or a total that does not add up: a lost id is never read as "fewer".
  */
 import { randomBytes } from 'node:crypto';
-import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
+import { odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import { silentLogger, type Logger } from '../log';
 import { emptyCounts, type CycleCounts, type CycleRecord, type DriftRepair, type Escrow, type GroupCounts, type GroupFailure, type Link, type LinkDigest, type UserFailure } from '../domain/model';
 import { isRestError, serviceCodeOf, StateConflictError, StateError, toStateError, type StateErrorDetails } from './errors';
+import { BatchWriter, type RowOp } from './batch-writer';
 import { escapeKey, MAX_KEY_LENGTH, unescapeKey } from './keys';
 import { tableClient, tableEndpoint, type ClientTuning, type StorageTarget } from './target';
 
@@ -39,6 +48,16 @@ export interface StateStoreOptions {
 }
 
 const LINK_PARTITION = 'link';
+/**
+ * Row keys of the TeamViewer-id index, beside the links in their partition. An escaped id that
+ * starts with '%' continues with a hex digit or 'u' (keys.ts), so no link key starts with '%~',
+ * and every index key lies in [INDEX_FROM, INDEX_TO).
+ */
+const INDEX_PREFIX = '%~';
+const INDEX_FROM = INDEX_PREFIX;
+const INDEX_TO = '&';
+/** Meta row: set once every link written before this version has its index row. */
+const LINK_INDEX_KEY = 'linkIndex';
 const ESCROW_PARTITION = 'escrow';
 const CYCLE_PARTITION = 'cycle';
 const META_PARTITION = 'meta';
@@ -67,12 +86,19 @@ type Entity = { partitionKey: string; rowKey: string } & Record<string, unknown>
 type Row = TableEntityResult<Record<string, unknown>>;
 
 export class StateStore {
+  /** Link writes, committed in entity-group transactions (batch-writer.ts). */
+  private readonly linkWriter: BatchWriter;
+  /** Whether the TeamViewer-id index is known to cover every link (it never stops covering them). */
+  private indexComplete = false;
+
   private constructor(
     private readonly links: TableClient,
     private readonly cycles: TableClient,
     private readonly meta: TableClient,
     private readonly host: string,
-  ) {}
+  ) {
+    this.linkWriter = new BatchWriter((ops) => this.sendLinkOps(ops));
+  }
 
   /** Connects and creates the three tables if they are missing. */
   static async open(target: StorageTarget, opts: StateStoreOptions = {}): Promise<StateStore> {
@@ -90,9 +116,13 @@ export class StateStore {
   }
 
   // ---- links ----
+  // Beside each link with a TeamViewer id lies an index row (TeamViewer id → Entra id), written in
+  // the same transaction, so "who holds TeamViewer user X" is two point reads, not a read of every
+  // link. An index row is a pointer, checked against the link it names: a link that moved to
+  // another TeamViewer user (or was deleted) leaves a stale row that reads as "nobody".
 
   async listLinks(): Promise<Link[]> {
-    const rows = await this.listAll(this.links, LINK_PARTITION);
+    const rows = await this.listAll(this.links, LINK_PARTITION, undefined, true);
     return rows.map((row) => decodeLink(row, this.links.tableName));
   }
 
@@ -101,7 +131,7 @@ export class StateStore {
    * so a quiet cycle reads a fraction of each row.
    */
   async listLinkDigests(): Promise<LinkDigest[]> {
-    const rows = await this.listAll(this.links, LINK_PARTITION, ['RowKey', 'teamViewerId', 'written', 'pending', 'rematch']);
+    const rows = await this.listAll(this.links, LINK_PARTITION, ['RowKey', 'teamViewerId', 'written', 'pending', 'rematch'], true);
     return rows.map((row) => {
       const read = new RowReader(row, this.links.tableName);
       const digest: LinkDigest = { entraId: read.id(), teamViewerId: read.optionalString('teamViewerId'), written: decodeWritten(row, this.links.tableName) };
@@ -116,13 +146,74 @@ export class StateStore {
     return row && decodeLink(row, this.links.tableName);
   }
 
+  /**
+   * Writes the link (and its index row) in a transaction shared with the link writes made at the
+   * same time; resolves once it is committed.
+   */
   async putLink(link: Link): Promise<void> {
-    const entity = this.checked(this.links, encodeLink(link, this.rowKey(link.entraId, 'entraId')));
-    await this.call('putLink', this.links, entity.rowKey, () => this.links.upsertEntity(entity, 'Replace'));
+    const rowKey = this.rowKey(link.entraId, 'entraId');
+    const ops: RowOp[] = [{ kind: 'upsert', rowKey, entity: this.checked(this.links, encodeLink(link, rowKey)) }];
+    if (link.teamViewerId) ops.push(this.indexOp(link.teamViewerId, link.entraId));
+    await this.linkWriter.write(rowKey, ops);
   }
 
   async deleteLink(entraId: string): Promise<void> {
-    await this.deleteRow('deleteLink', this.links, LINK_PARTITION, this.rowKey(entraId, 'entraId'));
+    const rowKey = this.rowKey(entraId, 'entraId');
+    await this.linkWriter.write(rowKey, [{ kind: 'delete', rowKey }]);
+  }
+
+  /** The link that holds TeamViewer user `teamViewerId`, or null. */
+  async findLinkByTeamViewerId(teamViewerId: string): Promise<Link | null> {
+    if (!(await this.linkIndexComplete())) {
+      // Links written by an older version may have no index row yet (the next full cycle adds them).
+      return (await this.listLinks()).find((l) => l.teamViewerId === teamViewerId) ?? null;
+    }
+    const row = await this.getRow(this.links, LINK_PARTITION, this.indexKey(teamViewerId));
+    if (!row) return null;
+    const entraId = new RowReader(row, this.links.tableName).string('entraId');
+    const link = await this.getLink(entraId);
+    return link?.teamViewerId === teamViewerId ? link : null;
+  }
+
+  /**
+   * Gives every link in `links` (all links, as a full read found them) its index row, once: after
+   * that, every link write keeps the index. Returns how many rows were written (0 when done before).
+   */
+  async completeLinkIndex(links: readonly Link[]): Promise<number> {
+    if (await this.linkIndexComplete()) return 0;
+    const indexed = links.filter((l) => l.teamViewerId);
+    await Promise.all(indexed.map((l) => { const op = this.indexOp(l.teamViewerId!, l.entraId); return this.linkWriter.write(op.rowKey, [op]); }));
+    await this.putMeta(LINK_INDEX_KEY, { complete: true, links: indexed.length, at: new Date().toISOString() });
+    this.indexComplete = true;
+    return indexed.length;
+  }
+
+  private async linkIndexComplete(): Promise<boolean> {
+    if (!this.indexComplete) this.indexComplete = (await this.getMeta<{ complete?: boolean }>(LINK_INDEX_KEY))?.value.complete === true;
+    return this.indexComplete;
+  }
+
+  private indexKey(teamViewerId: string): string {
+    return INDEX_PREFIX + this.rowKey(teamViewerId, 'teamViewerId');
+  }
+
+  private indexOp(teamViewerId: string, entraId: string): RowOp {
+    const rowKey = this.indexKey(teamViewerId);
+    return { kind: 'upsert', rowKey, entity: { partitionKey: LINK_PARTITION, rowKey, entraId } };
+  }
+
+  /** One transaction of link-partition rows; a lone operation goes as a plain request. */
+  private async sendLinkOps(ops: readonly RowOp[]): Promise<void> {
+    if (ops.length === 1) {
+      const [op] = ops;
+      if (op.kind === 'delete') await this.deleteRow('deleteLink', this.links, LINK_PARTITION, op.rowKey);
+      else await this.call('putLink', this.links, op.rowKey, () => this.links.upsertEntity({ ...op.entity, partitionKey: LINK_PARTITION, rowKey: op.rowKey }, 'Replace'));
+      return;
+    }
+    const actions: TransactionAction[] = ops.map((op) =>
+      op.kind === 'delete' ? ['delete', { partitionKey: LINK_PARTITION, rowKey: op.rowKey }] : ['upsert', { ...op.entity, partitionKey: LINK_PARTITION, rowKey: op.rowKey }, 'Replace'],
+    );
+    await this.call('putLinks', this.links, undefined, () => this.links.submitTransaction(actions));
   }
 
   // ---- escrows (users whose change keeps failing), in the small Meta table's own partition ----
@@ -368,10 +459,14 @@ export class StateStore {
     }
   }
 
-  private async listAll(client: TableClient, partitionKey: string, select?: string[]): Promise<Row[]> {
+  /** Every row of a partition; `linksOnly`: without the TeamViewer-id index rows. */
+  private async listAll(client: TableClient, partitionKey: string, select?: string[], linksOnly = false): Promise<Row[]> {
+    const filter = linksOnly
+      ? odata`PartitionKey eq ${partitionKey} and (RowKey lt ${INDEX_FROM} or RowKey ge ${INDEX_TO})`
+      : odata`PartitionKey eq ${partitionKey}`;
     return this.call('list', client, undefined, async () => {
       const rows: Row[] = [];
-      for await (const row of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}`, ...(select ? { select } : {}) } })) {
+      for await (const row of client.listEntities({ queryOptions: { filter, ...(select ? { select } : {}) } })) {
         rows.push(row);
       }
       return rows;

@@ -27,7 +27,7 @@ import type { CycleState, TeamViewerTarget } from './cycle/ports';
 /** What applying a user action needs: TeamViewer, the links in state, a logger. */
 export interface UserWriteDeps {
   teamViewer: TeamViewerTarget;
-  state: Pick<CycleState, 'putLink' | 'deleteLink' | 'listLinks'>;
+  state: Pick<CycleState, 'putLink' | 'deleteLink' | 'findLinkByTeamViewerId'>;
   logger: Logger;
 }
 
@@ -154,7 +154,8 @@ async function applyCreate(
     }
     const match = found[0];
     // One TeamViewer user, one Entra user: never take over a user another link already holds.
-    const holder = (await deps.state.listLinks()).find((l) => l.teamViewerId === match.id && l.entraId !== action.entraId);
+    const linked = await deps.state.findLinkByTeamViewerId(match.id);
+    const holder = linked && linked.entraId !== action.entraId ? linked : null;
     if (holder) {
       await deps.state.deleteLink(action.entraId).catch(() => undefined);
       throw Object.assign(new Error(`TeamViewer user ${match.id} "${match.userName}" is already linked to another Entra user (${holder.entraId}); not linked twice. If that person left and the login was reused, run "tvsync unlink ${holder.entraId}"`), { code: 'USERNAME_CONFLICT' });

@@ -20,14 +20,14 @@
  */
 import { Applier } from './cycle/apply';
 import { applyGroups } from './cycle/apply-groups';
-import { refreshLinks, userWork } from './cycle/apply-users';
+import { indexLinks, refreshLinks, userWork } from './cycle/apply-users';
 import { beginCycle } from './cycle/begin';
 import { guardDeactivations } from './cycle/guard';
 import { groupsGoing, groupsToChange, planGroupsPhase } from './cycle/plan-groups';
 import { planUsers } from './cycle/plan-users';
 import type { CycleDeps, CycleOptions, CycleReport } from './cycle/ports';
 import { quietCycle } from './cycle/quiet';
-import { readChanges, readEverything, type ChangesRead } from './cycle/read';
+import { keptForApplying, readChanges, readEverything, type ChangesRead } from './cycle/read';
 import { finishCycle, recordOutcome, recordPlan, settleApplying } from './cycle/record';
 import type { CycleRun } from './cycle/run';
 import { scopeAndMap } from './cycle/scope-map';
@@ -53,18 +53,30 @@ export async function runCycle(deps: CycleDeps, options: CycleOptions): Promise<
 
 /** The full path: read everything, plan, guard, apply, record. `listed`: TeamViewer's users, if a quiet cycle listed them. */
 async function provision(run: CycleRun, changes: ChangesRead, listed: TeamViewerUser[] | null): Promise<void> {
-  const snapshot = await readEverything(run, listed);
-  const scoped = await scopeAndMap(run, snapshot);
-  const users = planUsers(run, snapshot, scoped);
-  const groups = planGroupsPhase(run, snapshot, users);
-  const guard = await guardDeactivations(run, users, snapshot, scoped, groupsGoing(groups));
-  await recordPlan(run, { planned: users.actions.length + groupsToChange(groups?.plan ?? null), unchanged: users.unchanged, imported: snapshot.users.length });
+  const { snapshot, users, groups, guard } = await planCycle(run, listed);
 
   const applier = Applier.start(run, changes.escrows);
   await applier.apply(users.actions, userWork(run, guard, snapshot.links));
   // After users: members are named by the TeamViewer ids users got.
   await applyGroups(run, applier, guard, groups, snapshot);
   await settleApplying(run, applier);
-  if (!run.dryRun && !applier.abort && !applier.budgetReached) await refreshLinks(run, users);
+  if (!run.dryRun && !applier.abort && !applier.budgetReached) {
+    await refreshLinks(run, users);
+    await indexLinks(run, snapshot.links);
+  }
   await recordOutcome(run, applier, changes, guard);
+}
+
+/**
+ * Read, scope and map, plan, guard. Returns what applying needs and nothing more: the users read
+ * and their mapped forms stay behind in this function, so they are let go before applying starts.
+ */
+async function planCycle(run: CycleRun, listed: TeamViewerUser[] | null) {
+  const snapshot = await readEverything(run, listed);
+  const scoped = await scopeAndMap(run, snapshot);
+  const users = planUsers(run, snapshot, scoped);
+  const groups = planGroupsPhase(run, snapshot, users);
+  const guard = await guardDeactivations(run, users, snapshot, scoped, groupsGoing(groups));
+  await recordPlan(run, { planned: users.actions.length + groupsToChange(groups?.plan ?? null), unchanged: users.unchanged, imported: snapshot.users.length });
+  return { snapshot: keptForApplying(snapshot), users, groups, guard };
 }

@@ -81,6 +81,18 @@ function rowCounter(table: string): PipelinePolicy & { requests: string[]; rows:
   return counter;
 }
 
+/** Records every request as "METHOD path?query". */
+function requestLog(into: string[]): PipelinePolicy {
+  return {
+    name: 'requestLog',
+    async sendRequest(request, next) {
+      const url = new URL(request.url);
+      into.push(`${request.method} ${decodeURIComponent(url.pathname + url.search)}`);
+      return next(request);
+    },
+  };
+}
+
 async function rejection(promise: Promise<unknown>): Promise<StateError> {
   const error = await promise.then(
     () => undefined,
@@ -142,8 +154,8 @@ describe('links', () => {
     // layout is checked against putLink's below.
     await store.putLink(link(ids[0]!));
     const raw = tableClient(target, `${prefix}Links`, FAST);
-    const [template] = await raw.listEntities().byPage({ maxPageSize: 1 }).next().then((r) => r.value as Array<Record<string, unknown>>);
-    const { etag: _etag, timestamp: _timestamp, ...layout } = template!;
+    const template: Record<string, unknown> = await raw.getEntity('link', ids[0]!);
+    const { etag: _etag, timestamp: _timestamp, ...layout } = template;
     for (let i = 1; i < ids.length; i += 100) {
       await raw.submitTransaction(ids.slice(i, i + 100).map((id) => ['create', { ...layout, partitionKey: 'link', rowKey: id }]));
     }
@@ -163,6 +175,73 @@ describe('links', () => {
     await store.deleteLink('never-existed');
     expect(await store.getLink('gone/soon')).toBeNull();
     expect(await store.listLinks()).toEqual([]);
+  });
+
+  it('When 250 links are written at once, then they share a few transactions and every one is stored', async () => {
+    const requests: string[] = [];
+    const { store } = await freshStore({ ...FAST, policies: [requestLog(requests)] });
+    const ids = Array.from({ length: 250 }, (_, i) => `batch-${String(i).padStart(3, '0')}`);
+    requests.length = 0;
+    await Promise.all(ids.map((id, i) => store.putLink(link(id, { teamViewerId: `u${i}` }))));
+    // 250 links and their 250 index rows: 500 rows in transactions of 100 (one per link would be 250 requests).
+    expect(requests.filter((r) => r.includes('$batch'))).toHaveLength(5);
+    expect(requests).toHaveLength(5);
+    expect((await store.listLinks()).map((l) => l.entraId).sort()).toEqual(ids);
+  });
+
+  it('When a write in a shared transaction is refused, then only that write fails and the others land', async () => {
+    const { store } = await freshStore();
+    await store.putLink(link('kept'));
+    const results = await Promise.allSettled([
+      store.putLink(link('a', { teamViewerId: 'u-a' })),
+      store.deleteLink('never-existed'), // a delete of a missing row spoils a transaction, alone it is fine
+      store.putLink(link('b', { teamViewerId: 'u-b' })),
+      store.deleteLink('kept'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    expect((await store.listLinks()).map((l) => l.entraId).sort()).toEqual(['a', 'b']);
+  });
+
+  it('When a link is written twice before its transaction leaves, then the later version is the one stored', async () => {
+    const { store } = await freshStore();
+    await Promise.all([store.putLink(link('twice', { userName: 'first@contoso.example' })), store.putLink(link('twice', { userName: 'second@contoso.example' }))]);
+    expect((await store.getLink('twice'))?.userName).toBe('second@contoso.example');
+  });
+
+  it('When the TeamViewer-id index is complete, then the holder of a TeamViewer user is found by two point reads; a moved or deleted link is nobody', async () => {
+    const requests: string[] = [];
+    const { store } = await freshStore({ ...FAST, policies: [requestLog(requests)] });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.putLink(link(`user-${i}`, { teamViewerId: `u${i}` }))));
+    expect(await store.completeLinkIndex(await store.listLinks())).toBe(30); // state of an older version: no marker yet
+    expect(await store.completeLinkIndex(await store.listLinks())).toBe(0);
+
+    requests.length = 0;
+    expect((await store.findLinkByTeamViewerId('u7'))?.entraId).toBe('user-7');
+    expect(requests.filter((r) => r.startsWith('GET'))).toHaveLength(2);
+    expect(requests.some((r) => r.includes('filter') || r.includes('$filter'))).toBe(false);
+
+    await store.putLink(link('user-7', { teamViewerId: 'u99' }));
+    expect(await store.findLinkByTeamViewerId('u7')).toBeNull();
+    expect((await store.findLinkByTeamViewerId('u99'))?.entraId).toBe('user-7');
+    await store.deleteLink('user-8');
+    expect(await store.findLinkByTeamViewerId('u8')).toBeNull();
+    expect(await store.findLinkByTeamViewerId('nobody')).toBeNull();
+    // Index rows are never listed as links, nor as digests.
+    expect(await store.listLinks()).toHaveLength(29);
+    expect(await store.listLinkDigests()).toHaveLength(29);
+  });
+
+  it('When links were written by a version without the index, then lookups by TeamViewer id still find them until a full cycle indexes them', async () => {
+    const { store, prefix } = await freshStore();
+    const raw = tableClient(target, `${prefix}Links`, FAST);
+    await store.putLink(link('template', { teamViewerId: null }));
+    const template: Record<string, unknown> = await raw.getEntity('link', 'template');
+    const { etag: _etag, timestamp: _timestamp, ...layout } = template;
+    await raw.createEntity({ ...layout, rowKey: 'old-user', teamViewerId: 'u-old' });
+    expect((await store.findLinkByTeamViewerId('u-old'))?.entraId).toBe('old-user');
+    await store.completeLinkIndex(await store.listLinks());
+    const fresh = await StateStore.open(target, { tablePrefix: prefix, tuning: FAST });
+    expect((await fresh.findLinkByTeamViewerId('u-old'))?.entraId).toBe('old-user');
   });
 });
 

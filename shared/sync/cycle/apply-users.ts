@@ -16,6 +16,7 @@ import { mapWithConcurrency } from '../../http/pool';
 import { logRecordFromAction } from '../../state/logs';
 import type { ActionReport, CycleRecord, DriftRepair, Link, UserFailure } from '../../domain/model';
 import { applyAction, dryRunReport, reportOf } from '../apply-user';
+import { errorInfo } from '../error-info';
 import { refreshed } from '../drift';
 import type { Action } from '../planner';
 import type { WorkKind } from './apply';
@@ -116,4 +117,17 @@ export async function refreshLinks(run: CycleRun, users: UserPlan): Promise<void
     await deps.state.putLink(refreshed(link, current, users.compared, run.now().toISOString())).catch(() => failed++);
   });
   deps.logger.debug(`cycle ${cycleId}: recorded TeamViewer's values on ${batch.length - failed} link(s)${users.refresh.length > batch.length ? ` (${users.refresh.length - batch.length} left for the next full read)` : ''}`, { cycleId, refreshed: batch.length - failed, failed });
+}
+
+/**
+ * Once, on state from a version without it: gives every link read at the start of this cycle its
+ * TeamViewer-id index row (links written since have theirs). Best effort: tried again next cycle.
+ */
+export async function indexLinks(run: CycleRun, links: readonly Link[]): Promise<void> {
+  const { deps, cycleId } = run;
+  const written = await deps.state.completeLinkIndex(links).catch((err: unknown) => {
+    deps.logger.warn(`cycle ${cycleId}: could not index the links by TeamViewer id; tried again next cycle`, { cycleId, error: errorInfo(err).message });
+    return 0;
+  });
+  if (written > 0) deps.logger.info(`cycle ${cycleId}: indexed ${written} link(s) by TeamViewer id (once, after an upgrade)`, { cycleId, indexed: written });
 }

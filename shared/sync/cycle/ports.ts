@@ -47,6 +47,10 @@ export interface CycleState extends GuardStore {
   listLinkDigests(): Promise<LinkDigest[]>;
   putLink(link: Link): Promise<void>;
   deleteLink(entraId: string): Promise<void>;
+  /** The link that holds this TeamViewer user, or null (a point lookup once the index is complete). */
+  findLinkByTeamViewerId(teamViewerId: string): Promise<Link | null>;
+  /** Gives links from before the TeamViewer-id index their index rows, once; returns how many were written. */
+  completeLinkIndex(links: readonly Link[]): Promise<number>;
   createCycle(c: CycleRecord): Promise<void>;
   updateCycle(c: CycleRecord): Promise<void>;
   listCycles(limit?: number): Promise<CycleRecord[]>;

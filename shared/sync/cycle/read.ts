@@ -93,6 +93,15 @@ export async function readEverything(run: CycleRun, listed: TeamViewerUser[] | n
   return { users, links, teamViewer, owner, groups };
 }
 
+/**
+ * The part of the snapshot applying reads: the links, the owner and the user groups. TeamViewer's
+ * users are left out, and Entra's too unless user groups are planned again after users (they need
+ * each user's groups) — at 100,000 users these lists are most of a cycle's memory.
+ */
+export function keptForApplying(snapshot: Snapshot): Snapshot {
+  return { ...snapshot, users: snapshot.groups ? snapshot.users : [], teamViewer: [] };
+}
+
 export interface DeltaOutcome {
   /** True when every delta was empty and the full read may be skipped. */
   unchanged: boolean;

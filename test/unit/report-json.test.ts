@@ -1,0 +1,48 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { printedPart, writeReportJson } from '../../shared/cli';
+import { emptyCounts, type ActionReport } from '../../shared/domain/model';
+import type { CycleReport } from '../../shared/sync/cycle';
+import { terminalJson } from '../../shared/text-safety';
+
+function report(actions: ActionReport[]): CycleReport {
+  return { cycleId: 'c1', kind: 'initial', dryRun: false, result: 'succeeded', startedAt: '2026-12-02T10:00:00.000Z', finishedAt: '2026-12-02T10:01:00.000Z', imported: actions.length, counts: emptyCounts(), actions };
+}
+
+function action(i: number, status: ActionReport['status'] = 'success'): ActionReport {
+  return { kind: 'create', status, entraId: `id-${i}`, userPrincipalName: `user.${i}@contoso.example\u001b]8;;http://evil\u0007`, teamViewerId: `u${i}`, changes: [{ attribute: 'displayName', old: null, new: `User ${i}` }] };
+}
+
+function written(r: CycleReport, slice?: number): { text: string; writes: number } {
+  const out = new PassThrough();
+  let text = '';
+  let writes = 0;
+  out.on('data', (chunk: Buffer) => { text += chunk.toString(); writes++; });
+  writeReportJson(out, r, slice);
+  return { text, writes };
+}
+
+describe('sync --json, written in slices', () => {
+  it('When a report holds more actions than a slice, then the output parses to the same report, terminal-safe, in several writes', () => {
+    const r = report(Array.from({ length: 1234 }, (_, i) => action(i)));
+    const { text, writes } = written(r, 500);
+    expect(JSON.parse(text)).toEqual(r);
+    expect(JSON.parse(text)).toEqual(JSON.parse(terminalJson(r)));
+    expect(text).not.toMatch(/[\u001b\u0007]/);
+    expect(writes).toBeGreaterThanOrEqual(4);
+  });
+
+  it('When a report has no actions or exactly one slice, then the output still parses to it', () => {
+    for (const r of [report([]), report([action(1)]), report(Array.from({ length: 500 }, (_, i) => action(i)))]) {
+      expect(JSON.parse(written(r, 500).text)).toEqual(r);
+    }
+  });
+});
+
+describe('the printed part of a report', () => {
+  it('When most actions are skips, then only what the text shows is kept, and every list it counts is whole', () => {
+    const actions = [action(1), action(2, 'staged'), action(3, 'failure'), ...Array.from({ length: 50 }, (_, i) => action(10 + i, 'skipped'))];
+    const part = printedPart(report(actions));
+    expect(part.actions.map((a) => a.entraId)).toEqual(['id-1', 'id-2', 'id-3']);
+  });
+});
