@@ -17,7 +17,10 @@
  *   only if its request was sent under the current limit (since the last halving); a throttled or
  *   failed answer (timeout, 5xx) starts the count again;
  * - lowering the limit stops no task: the running ones keep their slot, and no task starts until
- *   fewer than the new limit run.
+ *   fewer than the new limit run;
+ * - a task may give its slot back while it waits (Slot.away, e.g. before a retry after
+ *   throttling) so that the lowered limit holds for its next request too; it then waits for a
+ *   slot again ahead of every task submitted after it, so submission order still decides.
  */
 
 export interface Pool {
@@ -85,7 +88,19 @@ export interface Sent {
 /** What one answer says about the load: throttled, clean, or neither (a timeout, a 5xx). */
 export type Answer = 'clean' | 'throttled' | 'failed';
 
+/** A running task's hold on its slot in an adaptive pool. */
+export interface Slot {
+  /**
+   * Gives the slot back while `wait` runs (a task waiting to retry sends nothing), then waits for
+   * one again, ahead of every task submitted after this one. Rejects as `wait` does, without
+   * waiting for a slot again (the task is then ending).
+   */
+  away<T>(wait: () => Promise<T>): Promise<T>;
+}
+
 export interface AdaptivePool extends Pool {
+  /** Runs `task` once a slot is free (see Slot for giving it back for a while); settles as the task does. */
+  run<T>(task: (slot: Slot) => Promise<T>): Promise<T>;
   /** The most the limit may rise to. */
   readonly max: number;
   /** The highest the limit has been. */
@@ -105,28 +120,34 @@ export function createAdaptivePool(max: number): AdaptivePool {
   let active = 0;
   let window = 0;
   let cleanInARow = 0;
-  const queue: Array<() => void> = [];
+  let submitted = 0;
+  /** By submission number: a task coming back from `away` goes before later ones. */
+  const queue: Array<{ order: number; start: () => void }> = [];
 
   const startWaiting = (): void => {
     while (active < limit && queue.length > 0) {
       active++;
-      queue.shift()!();
+      queue.shift()!.start();
     }
   };
 
   const release = (): void => {
     // Passing the slot straight on keeps `active` from dipping in between (which would let a
     // newcomer jump the queue); after a halving, slots above the limit are not passed on.
-    if (active <= limit && queue.length > 0) queue.shift()!();
+    if (active <= limit && queue.length > 0) queue.shift()!.start();
     else active--;
   };
 
-  const acquire = (): Promise<void> => {
+  const acquire = (order: number): Promise<void> => {
     if (active < limit && queue.length === 0) {
       active++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => queue.push(resolve));
+    return new Promise((start) => {
+      let at = queue.length;
+      while (at > 0 && queue[at - 1]!.order > order) at--;
+      queue.splice(at, 0, { order, start });
+    });
   };
 
   return {
@@ -166,12 +187,25 @@ export function createAdaptivePool(max: number): AdaptivePool {
       limit = Math.floor(limit / 2);
       return limit;
     },
-    async run<T>(task: () => Promise<T>): Promise<T> {
-      await acquire();
+    async run<T>(task: (slot: Slot) => Promise<T>): Promise<T> {
+      const order = ++submitted;
+      await acquire(order);
+      let held = true;
+      const slot: Slot = {
+        async away(wait) {
+          if (!held) throw new Error('a task gave its slot back twice at once');
+          held = false;
+          release();
+          const result = await wait();
+          await acquire(order);
+          held = true;
+          return result;
+        },
+      };
       try {
-        return await task();
+        return await task(slot);
       } finally {
-        release();
+        if (held) release();
       }
     },
   };

@@ -435,33 +435,40 @@ export class TeamViewerClient {
     };
     const callNumber = ++this.callCount;
     const tally: AttemptTally = { timeouts: 0 };
-    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, callNumber, tally), {
-      maxRetries: this.maxRetries,
-      baseDelayMs: this.baseDelayMs,
-      maxDelayMs: this.maxDelayMs,
-      sleep: (ms) => sleep(ms, call.signal),
-      classify: (error) => {
-        if (!isTeamViewerError(error)) return { retry: false };
-        // A create whose answer was lost may have landed: the caller looks before creating again.
-        const blind = call.method === 'POST' && !call.idempotent && error.mayHaveApplied;
-        const retry = error.code === 'TEAMVIEWER_THROTTLED'
-          || (error.code === 'TEAMVIEWER_TRANSIENT' && !blind)
-          || (error.code === 'TEAMVIEWER_TIMEOUT' && !blind && tally.timeouts <= TIMEOUT_RETRIES);
-        return { retry, retryAfterSeconds: error.retryAfterSeconds };
-      },
-      onRetry: ({ error, retry, delayMs }) => {
-        this.counters.retries++;
-        const tvError = error as TeamViewerError;
-        if (tvError.code === 'TEAMVIEWER_THROTTLED') this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
-        // The message can name the user (create user <login>): it stays at debug, out of
-        // Application Insights; the warning carries only the code, method and path.
-        this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
-        const what = tvError.code === 'TEAMVIEWER_TIMEOUT' ? `did not answer in ${this.timeoutMs} ms` : `answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''}`;
-        this.logger.warn(`TeamViewer ${what} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
-          code: tvError.code, status: tvError.status, method: call.method, path: call.path,
-        });
-      },
-    }));
+    return this.pool.run((slot) => {
+      let throttled = false;
+      return withRetry(() => this.attempt(call, ctx, callNumber, tally), {
+        maxRetries: this.maxRetries,
+        baseDelayMs: this.baseDelayMs,
+        maxDelayMs: this.maxDelayMs,
+        // Waiting after throttling, the call gives its slot back (and takes one again before any
+        // later call), so a halved limit holds for the retries too; after a 5xx or a timeout it
+        // keeps it, so that backing off lowers the load.
+        sleep: (ms) => (throttled ? slot.away(() => sleep(ms, call.signal)) : sleep(ms, call.signal)),
+        classify: (error) => {
+          if (!isTeamViewerError(error)) return { retry: false };
+          // A create whose answer was lost may have landed: the caller looks before creating again.
+          const blind = call.method === 'POST' && !call.idempotent && error.mayHaveApplied;
+          const retry = error.code === 'TEAMVIEWER_THROTTLED'
+            || (error.code === 'TEAMVIEWER_TRANSIENT' && !blind)
+            || (error.code === 'TEAMVIEWER_TIMEOUT' && !blind && tally.timeouts <= TIMEOUT_RETRIES);
+          return { retry, retryAfterSeconds: error.retryAfterSeconds };
+        },
+        onRetry: ({ error, retry, delayMs }) => {
+          this.counters.retries++;
+          const tvError = error as TeamViewerError;
+          throttled = tvError.code === 'TEAMVIEWER_THROTTLED';
+          if (throttled) this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
+          // The message can name the user (create user <login>): it stays at debug, out of
+          // Application Insights; the warning carries only the code, method and path.
+          this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
+          const what = tvError.code === 'TEAMVIEWER_TIMEOUT' ? `did not answer in ${this.timeoutMs} ms` : `answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''}`;
+          this.logger.warn(`TeamViewer ${what} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
+            code: tvError.code, status: tvError.status, method: call.method, path: call.path,
+          });
+        },
+      });
+    });
   }
 
   private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number, tally: AttemptTally): Promise<T> {
