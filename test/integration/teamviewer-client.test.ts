@@ -396,11 +396,12 @@ describe('TeamViewerClient against the emulator', () => {
       expect(slow.peakInFlight()).toBe(3);
     });
 
-    it('uses four at a time by default', async () => {
+    it('starts at four at a time by default (it rises only after four clean answers)', async () => {
       const slow = await extra({ latencyMs: 25 });
       const client = clientFor(slow);
-      await Promise.all(Array.from({ length: 12 }, () => client.getUser('u1')));
+      await Promise.all(Array.from({ length: 5 }, () => client.getUser('u1')));
       expect(slow.peakInFlight()).toBe(4);
+      expect(client.stats).toMatchObject({ concurrency: 4, peakConcurrency: 4 });
     });
   });
 

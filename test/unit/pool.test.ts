@@ -237,6 +237,35 @@ describe('createAdaptivePool', () => {
     expect(d.started).toEqual(Array.from({ length: 60 }, (_, i) => i));
   });
 
+  it('lets a task give its slot back while it waits, and gives it back to that task before later ones', async () => {
+    const pool = createAdaptivePool(1);
+    const started: string[] = [];
+    let wake!: () => void;
+    const asleep = new Promise<void>((resolve) => (wake = resolve));
+    let second!: () => void;
+    const secondGate = new Promise<void>((resolve) => (second = resolve));
+    const first = pool.run(async (slot) => {
+      started.push('first');
+      await slot.away(() => asleep);
+      started.push('first again');
+    });
+    const others = ['second', 'third'].map((name) => pool.run(async () => {
+      started.push(name);
+      if (name === 'second') await secondGate;
+    }));
+    await new Promise((resolve) => setImmediate(resolve));
+    // While the first task is away, the second has its slot; the third waits.
+    expect(started).toEqual(['first', 'second']);
+    wake();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pool.waiting).toBe(2);
+    second();
+    await Promise.all([first, ...others]);
+    // The first task came back before the third, which was submitted after it.
+    expect(started).toEqual(['first', 'second', 'first again', 'third']);
+    expect(pool.active).toBe(0);
+  });
+
   it.each([0, -1, 1.5, Number.NaN])('refuses the maximum %d', (max) => {
     expect(() => createAdaptivePool(max)).toThrow(RangeError);
   });
