@@ -28,10 +28,12 @@
  *
  * Invariants: never more requests are in flight than the pool's current limit allows, and never
  * more than `concurrency`, however many calls a caller starts at once (one shared pool; a call
- * keeps its slot while it waits to retry, so backing off really lowers the load; when the limit is
- * halved, calls already running keep their slot and no new one starts until fewer than the new
- * limit run). The token is sent only in the Authorization header, never follows a redirect, and
- * never appears in an error or a log line.
+ * keeps its slot while it waits to retry after a 5xx or a timeout, so backing off really lowers
+ * the load, and gives it back while it waits after throttling, taking one again before any later
+ * call, so a halved limit holds for its retry too; when the limit is halved, calls already running
+ * keep their slot and no new one starts until fewer than the new limit run). The token is sent
+ * only in the Authorization header, never follows a redirect, and never appears in an error or a
+ * log line.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log';
