@@ -43,10 +43,10 @@ param syncSchedule string = '0 */5 * * * *'
 @maxValue(1440)
 param syncIntervalMinutes int = 40
 
-@description('Most TeamViewer calls in flight at once (1-16). Becomes TEAMVIEWER_CONCURRENCY.')
+@description('The most TeamViewer calls in flight at once (1-64); tvsync starts at 4, adds one while TeamViewer does not throttle and halves when it does. Becomes TEAMVIEWER_CONCURRENCY.')
 @minValue(1)
-@maxValue(16)
-param teamViewerConcurrency int = 4
+@maxValue(64)
+param teamViewerConcurrency int = 16
 
 @description('Seconds one TeamViewer request may take before it is abandoned (1-300); a timed-out request is tried at most 3 times. Becomes TEAMVIEWER_TIMEOUT_SECONDS.')
 @minValue(1)

@@ -121,9 +121,9 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
   {
     name: 'TEAMVIEWER_CONCURRENCY',
     required: false,
-    default: '4',
-    description: 'Most TeamViewer calls in flight at once (1–16).',
-    example: '4',
+    default: '16',
+    description: 'The most TeamViewer calls in flight at once (1–64). tvsync starts at 4 (or this, if lower), adds one while TeamViewer answers without throttling, and halves on throttling.',
+    example: '16',
   },
   {
     name: 'TEAMVIEWER_TIMEOUT_SECONDS',
@@ -556,7 +556,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     graphBaseUrl: url('GRAPH_BASE_URL'),
     teamViewerScimUrl: url('TEAMVIEWER_SCIM_URL'),
     teamViewerToken,
-    teamViewerConcurrency: integer('TEAMVIEWER_CONCURRENCY', 1, 16),
+    teamViewerConcurrency: integer('TEAMVIEWER_CONCURRENCY', 1, 64),
     graphTimeoutSeconds: integer('GRAPH_TIMEOUT_SECONDS', 1, 300),
     teamViewerTimeoutSeconds: integer('TEAMVIEWER_TIMEOUT_SECONDS', 1, 300),
     syncSchedule,

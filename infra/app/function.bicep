@@ -73,7 +73,9 @@ param syncSchedule string
 @description('SYNC_INTERVAL_MINUTES: minutes between the starts of two cycles.')
 param syncIntervalMinutes int
 
-@description('TEAMVIEWER_CONCURRENCY: most TeamViewer calls in flight at once.')
+@description('TEAMVIEWER_CONCURRENCY: the most TeamViewer calls in flight at once (1-64); the client adapts below it.')
+@minValue(1)
+@maxValue(64)
 param teamViewerConcurrency int
 
 @description('TEAMVIEWER_TIMEOUT_SECONDS: seconds one TeamViewer request may take.')

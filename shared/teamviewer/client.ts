@@ -21,17 +21,26 @@
  * - A call given a `signal` starts no attempt or wait after it aborted and stops the attempt in
  *   flight; it rejects with the signal's reason (never as a timeout, never retried).
  *
- * Invariants: at most `concurrency` requests are in flight, however many calls a caller starts
- * at once (one shared pool; a call keeps its slot while it waits to retry, so backing off
- * really lowers the load). The token is sent only in the Authorization header, never follows
- * a redirect, and never appears in an error or a log line.
+ * How many requests are in flight adapts to what TeamViewer takes (shared/http/pool.ts, adaptive):
+ * the client starts at 4, goes up by one after about a window of clean answers, up to
+ * `concurrency` (TEAMVIEWER_CONCURRENCY, the maximum), and halves on a throttled answer, once per
+ * burst. TeamViewer documents no rate, so the client finds it instead of being told it.
+ *
+ * Invariants: never more requests are in flight than the pool's current limit allows, and never
+ * more than `concurrency`, however many calls a caller starts at once (one shared pool; a call
+ * keeps its slot while it waits to retry after a 5xx or a timeout, so backing off really lowers
+ * the load, and gives it back while it waits after throttling, taking one again before any later
+ * call, so a halved limit holds for its retry too; when the limit is halved, calls already running
+ * keep their slot and no new one starts until fewer than the new limit run). The token is sent
+ * only in the Authorization header, never follows a redirect, and never appears in an error or a
+ * log line.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log';
 import { silentLogger } from '../log';
 import { requireSecureUrl } from '../net';
 import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
-import { createPool, mapWithConcurrency, type Pool } from '../http/pool';
+import { createAdaptivePool, mapWithConcurrency, type AdaptivePool } from '../http/pool';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
 import { abortReason, attemptDeadline } from '../http/timeout';
 import {
@@ -51,7 +60,7 @@ export interface TeamViewerClientOptions {
   /** SCIM base, e.g. https://webapi.teamviewer.com/scim/v2 (http only to loopback hosts). */
   baseUrl: string;
   token: string;
-  /** Most requests in flight at once (default 4). */
+  /** The most requests in flight at once (default 16); the client starts at min(4, this) and adapts. */
   concurrency?: number;
   /** Retries of throttled and transient failures (default 5). */
   maxRetries?: number;
@@ -77,6 +86,12 @@ export interface TeamViewerClientStats {
   retries: number;
   /** Answers that were throttling (403 rate_limit_reached or 429). */
   throttled: number;
+  /** Requests allowed in flight now (it adapts between 1 and TEAMVIEWER_CONCURRENCY). */
+  concurrency: number;
+  /** The highest `concurrency` has been. */
+  peakConcurrency: number;
+  /** Times throttling halved `concurrency`. */
+  concurrencyLowered: number;
 }
 
 /** Per call: what a caller may add to any method. */
@@ -189,14 +204,14 @@ export class TeamViewerClient {
   private readonly scimBase: string;
   private readonly apiBase: string;
   private readonly token: string;
-  private readonly pool: Pool;
+  private readonly pool: AdaptivePool;
   private readonly maxRetries: number;
   private readonly timeoutMs: number;
   private readonly pageSize: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly logger: Logger;
-  private readonly counters: TeamViewerClientStats = { requests: 0, retries: 0, throttled: 0 };
+  private readonly counters = { requests: 0, retries: 0, throttled: 0 };
   /** Until when every call waits, after TeamViewer throttled this token. */
   private resumeAt = 0;
 
@@ -218,7 +233,7 @@ export class TeamViewerClient {
       ? this.scimBase.replace(/\/scim\/v2$/i, '/api/v1')
       : `${url.origin}/api/v1`;
     this.token = options.token;
-    this.pool = createPool(options.concurrency ?? 4);
+    this.pool = createAdaptivePool(options.concurrency ?? 16);
     this.maxRetries = options.maxRetries ?? 5;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.pageSize = options.pageSize ?? 500;
@@ -228,7 +243,12 @@ export class TeamViewerClient {
   }
 
   get stats(): Readonly<TeamViewerClientStats> {
-    return { ...this.counters };
+    return {
+      ...this.counters,
+      concurrency: this.pool.limit,
+      peakConcurrency: this.pool.peak,
+      concurrencyLowered: this.pool.lowered,
+    };
   }
 
   /** Every user of the company. Throws rather than return a partial list. */
@@ -364,7 +384,7 @@ export class TeamViewerClient {
    * totalResults is reached is a protocol error, never a silently short list.
    *
    * The first page says how many users there are and how many a page holds (the server may give
-   * fewer than asked); the other pages are then read at once (at most `concurrency` in flight),
+   * fewer than asked); the other pages are then read at once (as many in flight as the pool allows),
    * each range filled by further requests if its page came back short.
    */
   private async list(filter: string | undefined, action: string, userName: string | undefined, options: CallOptions): Promise<TeamViewerUser[]> {
@@ -400,7 +420,7 @@ export class TeamViewerClient {
     const perPage = first.users.length;
     const starts: number[] = [];
     if (perPage > 0) for (let at = 1 + perPage; at <= first.totalResults; at += perPage) starts.push(at);
-    const rest = await mapWithConcurrency(starts, this.pool.limit, (at) => range(at, at + perPage));
+    const rest = await mapWithConcurrency(starts, this.pool.max, (at) => range(at, at + perPage));
     // Users inserted while paging shift later pages, so the same user can come twice.
     for (const user of [first.users, ...rest].flat()) if (!byId.has(user.id)) byId.set(user.id, user);
     return [...byId.values()];
@@ -417,33 +437,40 @@ export class TeamViewerClient {
     };
     const callNumber = ++this.callCount;
     const tally: AttemptTally = { timeouts: 0 };
-    return this.pool.run(() => withRetry(() => this.attempt(call, ctx, callNumber, tally), {
-      maxRetries: this.maxRetries,
-      baseDelayMs: this.baseDelayMs,
-      maxDelayMs: this.maxDelayMs,
-      sleep: (ms) => sleep(ms, call.signal),
-      classify: (error) => {
-        if (!isTeamViewerError(error)) return { retry: false };
-        // A create whose answer was lost may have landed: the caller looks before creating again.
-        const blind = call.method === 'POST' && !call.idempotent && error.mayHaveApplied;
-        const retry = error.code === 'TEAMVIEWER_THROTTLED'
-          || (error.code === 'TEAMVIEWER_TRANSIENT' && !blind)
-          || (error.code === 'TEAMVIEWER_TIMEOUT' && !blind && tally.timeouts <= TIMEOUT_RETRIES);
-        return { retry, retryAfterSeconds: error.retryAfterSeconds };
-      },
-      onRetry: ({ error, retry, delayMs }) => {
-        this.counters.retries++;
-        const tvError = error as TeamViewerError;
-        if (tvError.code === 'TEAMVIEWER_THROTTLED') this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
-        // The message can name the user (create user <login>): it stays at debug, out of
-        // Application Insights; the warning carries only the code, method and path.
-        this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
-        const what = tvError.code === 'TEAMVIEWER_TIMEOUT' ? `did not answer in ${this.timeoutMs} ms` : `answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''}`;
-        this.logger.warn(`TeamViewer ${what} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
-          code: tvError.code, status: tvError.status, method: call.method, path: call.path,
-        });
-      },
-    }));
+    return this.pool.run((slot) => {
+      let throttled = false;
+      return withRetry(() => this.attempt(call, ctx, callNumber, tally), {
+        maxRetries: this.maxRetries,
+        baseDelayMs: this.baseDelayMs,
+        maxDelayMs: this.maxDelayMs,
+        // Waiting after throttling, the call gives its slot back (and takes one again before any
+        // later call), so a halved limit holds for the retries too; after a 5xx or a timeout it
+        // keeps it, so that backing off lowers the load.
+        sleep: (ms) => (throttled ? slot.away(() => sleep(ms, call.signal)) : sleep(ms, call.signal)),
+        classify: (error) => {
+          if (!isTeamViewerError(error)) return { retry: false };
+          // A create whose answer was lost may have landed: the caller looks before creating again.
+          const blind = call.method === 'POST' && !call.idempotent && error.mayHaveApplied;
+          const retry = error.code === 'TEAMVIEWER_THROTTLED'
+            || (error.code === 'TEAMVIEWER_TRANSIENT' && !blind)
+            || (error.code === 'TEAMVIEWER_TIMEOUT' && !blind && tally.timeouts <= TIMEOUT_RETRIES);
+          return { retry, retryAfterSeconds: error.retryAfterSeconds };
+        },
+        onRetry: ({ error, retry, delayMs }) => {
+          this.counters.retries++;
+          const tvError = error as TeamViewerError;
+          throttled = tvError.code === 'TEAMVIEWER_THROTTLED';
+          if (throttled) this.resumeAt = Math.max(this.resumeAt, Date.now() + delayMs);
+          // The message can name the user (create user <login>): it stays at debug, out of
+          // Application Insights; the warning carries only the code, method and path.
+          this.logger.debug(`${tvError.message} Retry ${retry} of ${this.maxRetries} in ${delayMs} ms.`);
+          const what = tvError.code === 'TEAMVIEWER_TIMEOUT' ? `did not answer in ${this.timeoutMs} ms` : `answered ${tvError.code}${tvError.status ? ` (${tvError.status})` : ''}`;
+          this.logger.warn(`TeamViewer ${what} to ${call.method} ${call.path}; retry ${retry} of ${this.maxRetries} in ${delayMs} ms`, {
+            code: tvError.code, status: tvError.status, method: call.method, path: call.path,
+          });
+        },
+      });
+    });
   }
 
   private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number, tally: AttemptTally): Promise<T> {
@@ -461,6 +488,7 @@ export class TeamViewerClient {
     let retryAfter: string | null;
     // Armed until the body is read, so an answer that stops half-way is cut off too.
     const deadline = attemptDeadline(this.timeoutMs, call.signal);
+    const sent = this.pool.sent();
     try {
       const response = await fetch(url, {
         method: call.method,
@@ -479,23 +507,36 @@ export class TeamViewerClient {
       text = await response.text();
     } catch (error) {
       if (deadline.timedOut()) {
+        this.pool.answered(sent, 'failed');
         tally.timeouts++;
         throw errorFromNetwork(ctx, error, { timeoutMs: this.timeoutMs, attempts: tally.timeouts });
       }
       if (call.signal?.aborted) throw abortReason(call.signal);
+      this.pool.answered(sent, 'failed');
       throw errorFromNetwork(ctx, error);
     } finally {
       deadline.clear();
     }
     if (status < 200 || status > 299) {
       const error = errorFromResponse(ctx, { status, bodyText: text, retryAfterSeconds: parseRetryAfter(retryAfter) });
-      if (error.code === 'TEAMVIEWER_THROTTLED') this.counters.throttled++;
+      if (error.code === 'TEAMVIEWER_THROTTLED') {
+        this.counters.throttled++;
+        const lowered = this.pool.answered(sent, 'throttled');
+        if (lowered !== undefined) {
+          this.logger.info(`TeamViewer is throttling this API token: at most ${lowered} requests in flight from now on (TEAMVIEWER_CONCURRENCY ${this.pool.max})`, {
+            concurrency: lowered, maxConcurrency: this.pool.max, status,
+          });
+        }
+      } else {
+        this.pool.answered(sent, status >= 500 ? 'failed' : 'clean');
+      }
       if (error.code === 'TEAMVIEWER_UNAUTHORIZED') {
         this.rejection = error;
         this.rejectedUpTo = this.callCount;
       }
       throw error;
     }
+    this.pool.answered(sent, 'clean');
     const fail = (problem: string): never => {
       throw protocolError(ctx, status, problem);
     };

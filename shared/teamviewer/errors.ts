@@ -160,7 +160,7 @@ export function errorFromResponse(
   if (isRateLimit(status, body, retryAfterSeconds)) {
     return make('TEAMVIEWER_THROTTLED', `TeamViewer is rate-limiting this API token (${said}) while trying to ${ctx.action}`
       + `${retryAfterSeconds !== undefined ? `; it asked to wait ${retryAfterSeconds} s` : ''}. `
-      + 'The call is retried with backoff; if this persists, lower TEAMVIEWER_CONCURRENCY or make sure no other '
+      + 'The call is retried with backoff and tvsync lowers how many requests it has in flight; if this persists, make sure no other '
       + 'script uses the same token.');
   }
   if (status === 403) {

@@ -281,7 +281,9 @@ describe('TeamViewerClient against the emulator', () => {
       const client = clientFor(em);
       expect((await client.findByUserName('admin@contoso.com')).map((u) => u.userName)).toEqual(['admin@contoso.com']);
       expect(em.requests.map((r) => r.status)).toEqual([403, 403, 200]);
-      expect(client.stats).toEqual({ requests: 3, retries: 2, throttled: 2 });
+      // Each retry went out after the last halving, so each throttled answer halved (4 → 2 → 1);
+      // the clean answer at 1 in flight (full) raised it again.
+      expect(client.stats).toEqual({ requests: 3, retries: 2, throttled: 2, concurrency: 2, peakConcurrency: 4, concurrencyLowered: 2 });
     });
 
     it('waits as long as Retry-After asks on 429', async () => {
@@ -324,7 +326,7 @@ describe('TeamViewerClient against the emulator', () => {
       const error = await failure(client.listUsers());
       expect(error).toMatchObject({ code: 'TEAMVIEWER_THROTTLED', status: 403, scimType: 'rate_limit_reached', retryAfterSeconds: 0 });
       expect(em.requests).toHaveLength(4);
-      expect(client.stats).toEqual({ requests: 4, retries: 3, throttled: 4 });
+      expect(client.stats).toEqual({ requests: 4, retries: 3, throttled: 4, concurrency: 1, peakConcurrency: 4, concurrencyLowered: 2 });
     });
 
     it('keeps under a real per-second rate limit by backing off, and finishes every call', async () => {
@@ -394,11 +396,12 @@ describe('TeamViewerClient against the emulator', () => {
       expect(slow.peakInFlight()).toBe(3);
     });
 
-    it('uses four at a time by default', async () => {
+    it('starts at four at a time by default (it rises only after four clean answers)', async () => {
       const slow = await extra({ latencyMs: 25 });
       const client = clientFor(slow);
-      await Promise.all(Array.from({ length: 12 }, () => client.getUser('u1')));
+      await Promise.all(Array.from({ length: 5 }, () => client.getUser('u1')));
       expect(slow.peakInFlight()).toBe(4);
+      expect(client.stats).toMatchObject({ concurrency: 4, peakConcurrency: 4 });
     });
   });
 

@@ -29,7 +29,7 @@ describe('settings', () => {
       teamViewerScimUrl: 'https://webapi.teamviewer.com/scim/v2',
       syncSchedule: '0 */5 * * * *',
       syncIntervalMinutes: 40,
-      teamViewerConcurrency: 4,
+      teamViewerConcurrency: 16,
       tablePrefix: 'tvsync',
       graphTimeoutSeconds: 30,
       teamViewerTimeoutSeconds: 30,
