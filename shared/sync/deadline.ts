@@ -76,7 +76,8 @@ export function cycleDeadline(options: DeadlineOptions): CycleDeadline {
   return {
     reading: reading.signal,
     inFlight: inFlight.signal,
-    passed: () => Date.now() - options.startedAt > budgetMs,
+    // Consistent with the reading signal: a timer may fire when exactly the budget has elapsed.
+    passed: () => reading.signal.aborted || Date.now() - options.startedAt >= budgetMs,
     elapsedSeconds: () => (Date.now() - options.startedAt) / 1000,
     clear: () => timers.forEach(clearTimeout),
   };

@@ -24,7 +24,10 @@
  * How many requests are in flight adapts to what TeamViewer takes (shared/http/pool.ts, adaptive):
  * the client starts at 4, goes up by one after about a window of clean answers, up to
  * `concurrency` (TEAMVIEWER_CONCURRENCY, the maximum), and halves on a throttled answer, once per
- * burst. TeamViewer documents no rate, so the client finds it instead of being told it.
+ * burst. TeamViewer documents no rate, so the client finds it instead of being told it. Once
+ * throttled, it also learns how many requests per second TeamViewer accepted (shared/http/pacer.ts)
+ * and spaces its requests to just below that, probing upwards slowly: in flight bounds load, the
+ * pacer bounds rate, and with fast answers only the rate keeps the token clear of its limit.
  *
  * Invariants: never more requests are in flight than the pool's current limit allows, and never
  * more than `concurrency`, however many calls a caller starts at once (one shared pool; a call
@@ -40,7 +43,8 @@ import type { Logger } from '../log';
 import { silentLogger } from '../log';
 import { requireSecureUrl } from '../net';
 import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
-import { createAdaptivePool, mapWithConcurrency, type AdaptivePool } from '../http/pool';
+import { createAdaptivePool, mapWithConcurrency, type AdaptivePool, type Sent } from '../http/pool';
+import { RatePacer } from '../http/pacer';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
 import { abortReason, attemptDeadline } from '../http/timeout';
 import {
@@ -214,6 +218,8 @@ export class TeamViewerClient {
   private readonly counters = { requests: 0, retries: 0, throttled: 0 };
   /** Until when every call waits, after TeamViewer throttled this token. */
   private resumeAt = 0;
+  /** The request rate TeamViewer accepts from this token, once it has throttled it. */
+  private readonly pacer = new RatePacer();
 
   constructor(options: TeamViewerClientOptions) {
     const url = requireSecureUrl(options.baseUrl, 'The TeamViewer SCIM URL (TEAMVIEWER_SCIM_URL)');
@@ -473,10 +479,18 @@ export class TeamViewerClient {
     });
   }
 
+  /** An answer that was not throttling, told to the pool and the pacer. */
+  private answered(sent: Sent, answer: 'clean' | 'failed'): void {
+    this.pool.answered(sent, answer);
+    this.pacer.answered(answer);
+  }
+
   private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number, tally: AttemptTally): Promise<T> {
     if (call.signal?.aborted) throw abortReason(call.signal);
     const pause = this.resumeAt - Date.now();
     if (pause > 0) await sleep(pause, call.signal);
+    // Once TeamViewer has throttled this token, requests start no faster than it accepted them.
+    await this.pacer.turn(call.signal);
     // Once TeamViewer has rejected the token, calls that were already queued when the answer came
     // are not sent with it: a revoked token stops writes at once, not after the queue drains.
     // Calls made after it (a later cycle, a retry by an operator) go out as usual.
@@ -507,12 +521,12 @@ export class TeamViewerClient {
       text = await response.text();
     } catch (error) {
       if (deadline.timedOut()) {
-        this.pool.answered(sent, 'failed');
+        this.answered(sent, 'failed');
         tally.timeouts++;
         throw errorFromNetwork(ctx, error, { timeoutMs: this.timeoutMs, attempts: tally.timeouts });
       }
       if (call.signal?.aborted) throw abortReason(call.signal);
-      this.pool.answered(sent, 'failed');
+      this.answered(sent, 'failed');
       throw errorFromNetwork(ctx, error);
     } finally {
       deadline.clear();
@@ -522,13 +536,14 @@ export class TeamViewerClient {
       if (error.code === 'TEAMVIEWER_THROTTLED') {
         this.counters.throttled++;
         const lowered = this.pool.answered(sent, 'throttled');
-        if (lowered !== undefined) {
-          this.logger.info(`TeamViewer is throttling this API token: at most ${lowered} requests in flight from now on (TEAMVIEWER_CONCURRENCY ${this.pool.max})`, {
-            concurrency: lowered, maxConcurrency: this.pool.max, status,
+        const paced = this.pacer.answered('throttled');
+        if (lowered !== undefined || paced !== undefined) {
+          this.logger.info(`TeamViewer is throttling this API token: at most ${this.pool.limit} requests in flight${this.pacer.rate !== null ? ` and ${this.pacer.rate} per second` : ''} from now on (TEAMVIEWER_CONCURRENCY ${this.pool.max})`, {
+            concurrency: this.pool.limit, maxConcurrency: this.pool.max, requestsPerSecond: this.pacer.rate, status,
           });
         }
       } else {
-        this.pool.answered(sent, status >= 500 ? 'failed' : 'clean');
+        this.answered(sent, status >= 500 ? 'failed' : 'clean');
       }
       if (error.code === 'TEAMVIEWER_UNAUTHORIZED') {
         this.rejection = error;
@@ -536,7 +551,7 @@ export class TeamViewerClient {
       }
       throw error;
     }
-    this.pool.answered(sent, 'clean');
+    this.answered(sent, 'clean');
     const fail = (problem: string): never => {
       throw protocolError(ctx, status, problem);
     };
