@@ -12,7 +12,10 @@ import { startAzurite, type Azurite } from '../support/azurite';
 // Type only: loading the preload here would patch nothing and fail (it belongs in Azurite's node).
 import type { IndexStats } from './azurite-index-preload';
 
-export const PRELOAD = path.join(__dirname, 'azurite-index-preload.js');
+/** The compiled preload: next to this file in dist, or in dist when tests run this file from source. */
+export const PRELOAD = path.extname(__filename) === '.ts'
+  ? path.resolve(__dirname, '..', '..', 'dist', 'test', 'bench', 'azurite-index-preload.js')
+  : path.join(__dirname, 'azurite-index-preload.js');
 /** The IPC message the preload answers with its stats (its STATS_REQUEST). */
 const STATS_REQUEST = 'tvsync-bench-azurite-index-stats';
 
