@@ -27,6 +27,12 @@
  * A scenario whose command did not succeed, or whose counts do not match what was changed, is
  * reported as FAILED with the reason, never as a number; one that runs past --max-seconds is
  * killed (tvsync and everything it started) and reported as "did not finish in N s".
+ *
+ * With --rate-limit N each row also shows the share of the limit the command used (TeamViewer
+ * requests answered without throttling / tvsync's wall seconds / N, as %) and the users it
+ * reported failed (counts.failed); a FAILED row shows the users failed, from its report, but no
+ * share. bench.json holds both for every row (rateLimitUse, usersFailed), and azuriteIndex: what
+ * Azurite's index answered over the run.
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -77,6 +83,14 @@ export interface ScenarioResult {
   /** Changes tvsync made (created + updated + enabled + disabled + linked); per-change costs divide by it. */
   changes: number;
   teamViewerRequestsPerChange: number | null;
+  /**
+   * With --rate-limit: how much of TeamViewer's limit the command used — TeamViewer requests
+   * answered without throttling (not 403/429) per second of tvsync's wall time, as a percentage
+   * of the limit. Present whenever there is a measurement; the table shows it for succeeded rows.
+   */
+  rateLimitUse?: { limitPerSecond: number; answered: number; wallSeconds: number; percent: number };
+  /** Users the command reported failed: counts.failed of a cycle, 1 for a failed provision; null without a JSON report. */
+  usersFailed: number | null;
   /** What the cycle (or provision) reported: result and counts. */
   report?: { result: string; kind?: string; counts?: Record<string, number>; exitCode: number | null; action?: string };
   loadAverage: { before: number[]; after: number[] };
@@ -325,6 +339,19 @@ function benchSettings(options: BenchOptions): Record<string, string> {
   return { CYCLE_TIME_BUDGET_SECONDS: '86400', ...options.settings };
 }
 
+/** counts.failed of a cycle's report, 1 or 0 for provision's result, null without either. */
+function usersFailedIn(stdout: string): number | null {
+  const report = parseJson<Partial<CycleJson> & Partial<ProvisionJson>>(stdout);
+  if (report?.counts) return report.counts.failed ?? 0;
+  if (typeof report?.ok === 'boolean') return report.ok ? 0 : 1;
+  return null;
+}
+
+function rateLimitUse(counters: Counters, wallSeconds: number, limitPerSecond: number): NonNullable<ScenarioResult['rateLimitUse']> {
+  const answered = counters.teamViewer.total - counters.teamViewer.throttled;
+  return { limitPerSecond, answered, wallSeconds, percent: wallSeconds > 0 ? (100 * answered) / wallSeconds / limitPerSecond : NaN };
+}
+
 class Bench {
   readonly results: ScenarioResult[] = [];
 
@@ -355,7 +382,15 @@ class Bench {
     const before = os.loadavg();
     const run = await runTvsync(this.options, args, world.env, this.options.maxSeconds);
     const counters = await this.host.send<Counters>({ cmd: 'counters', world: world.id });
-    const base = { users, scenario, base: world.label || undefined, loadAverage: { before, after: os.loadavg() }, counters };
+    const base = {
+      users,
+      scenario,
+      base: world.label || undefined,
+      loadAverage: { before, after: os.loadavg() },
+      counters,
+      usersFailed: usersFailedIn(run.stdout),
+      ...(this.options.rateLimit ? { rateLimitUse: rateLimitUse(counters, run.measurement.wallSeconds, this.options.rateLimit) } : {}),
+    };
     let result: ScenarioResult;
     if (run.timedOut) {
       // How far it got, so a stopped run still says something (as counts, never as a result).
@@ -447,7 +482,7 @@ class Bench {
       if ('notReady' in world) {
         for (const scenario of (['no-change', 'one-percent', 'provision'] as const).filter(wants)) {
           const load = os.loadavg();
-          this.results.push({ users, scenario, outcome: world.timedOut ? 'did not finish' : 'failed', check: world.notReady, changes: 0, teamViewerRequestsPerChange: null, loadAverage: { before: load, after: load } });
+          this.results.push({ users, scenario, outcome: world.timedOut ? 'did not finish' : 'failed', check: world.notReady, changes: 0, teamViewerRequestsPerChange: null, usersFailed: null, loadAverage: { before: load, after: load } });
         }
         return;
       }
@@ -480,14 +515,22 @@ class Bench {
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '?');
 const thousands = (n: number) => n.toLocaleString('en-US');
 
-export function markdownTable(results: ScenarioResult[]): string {
-  const header = '| users | scenario | result | wall s | tvsync CPU s | peak RSS MiB | TV GET | TV POST | TV PATCH | TV other | TV req/change | TV throttled | Graph req (+$batch sub) | Table tx | Table ops | load 1m |';
-  const lines = [header, `|${'---|'.repeat(16)}`];
+/**
+ * One row per scenario. With `rateLimit` (--rate-limit N) two columns follow TV throttled: the
+ * share of the limit used and the users the command reported failed.
+ */
+export function markdownTable(results: ScenarioResult[], rateLimit?: number): string {
+  const limitColumns = rateLimit ? ` TV limit used (of ${thousands(rateLimit)}/s) | users failed |` : '';
+  const header = `| users | scenario | result | wall s | tvsync CPU s | peak RSS MiB | TV GET | TV POST | TV PATCH | TV other | TV req/change | TV throttled |${limitColumns} Graph req (+$batch sub) | Table tx | Table ops | load 1m |`;
+  const lines = [header, `|${'---|'.repeat(rateLimit ? 18 : 16)}`];
+  const failedUsers = (r: ScenarioResult) => (r.usersFailed === null ? '–' : thousands(r.usersFailed));
   for (const r of results) {
     const load = fixed(r.loadAverage.after[0] ?? NaN, 2);
     if (r.outcome !== 'succeeded' || !r.measurement || !r.counters) {
       const label = r.outcome === 'did not finish' ? `**DID NOT FINISH**: ${r.check}` : `**FAILED**: ${r.check}`;
-      lines.push(`| ${thousands(r.users)} | ${r.scenario} | ${label.replace(/\|/g, '/')} |${' – |'.repeat(12)} ${load} |`);
+      // No measurement on such a row; the users failed are a count from the report, which explains it.
+      const cells = rateLimit ? [...Array(9).fill('–'), '–', failedUsers(r), ...Array(3).fill('–')] : Array(12).fill('–');
+      lines.push(`| ${thousands(r.users)} | ${r.scenario} | ${label.replace(/\|/g, '/')} | ${cells.join(' | ')} | ${load} |`);
       continue;
     }
     const m = r.measurement;
@@ -498,6 +541,7 @@ export function markdownTable(results: ScenarioResult[]): string {
       thousands(c.teamViewer.GET), thousands(c.teamViewer.POST), thousands(c.teamViewer.PATCH), thousands(c.teamViewer.other),
       r.teamViewerRequestsPerChange === null ? '–' : fixed(r.teamViewerRequestsPerChange, 4),
       thousands(c.teamViewer.throttled),
+      ...(rateLimit ? [r.rateLimitUse ? `${fixed(r.rateLimitUse.percent, 1)} %` : '?', failedUsers(r)] : []),
       `${thousands(c.graph.requests)} (+${thousands(c.graph.batchSubRequests)})`,
       thousands(c.table.transactions), thousands(c.table.operations), load,
     ].join(' | ')} |`);
@@ -566,7 +610,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Prints the table and writes the JSON (synchronously: an interrupted run writes what finished). */
 function writeResults(options: BenchOptions, startedAt: Date, results: ScenarioResult[], azuriteIndex: IndexStats | string, interrupted?: string): void {
-  const table = markdownTable(results);
+  const table = markdownTable(results, options.rateLimit);
   process.stdout.write(`\n${table}`);
   const doc = {
     date: startedAt.toISOString(),
