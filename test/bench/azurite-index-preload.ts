@@ -25,7 +25,9 @@
  *   the index answered (test/bench/azurite-indexed.ts) and refuses to run when it answered none.
  *
  * TVSYNC_BENCH_AZURITE_VERIFY=1: each indexed lookup also runs LokiJS's own findOne and throws when
- * they differ (test/bench/azurite-index.test.ts runs so).
+ * they differ (test/bench/azurite-index.test.ts runs so). The IPC message INDEX_OFF puts stock
+ * LokiJS back (its methods, binary indices rebuilt) on every collection, for azurite-index-timing.ts
+ * to time stock lookups in a table it filled quickly through the index.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,10 +46,14 @@ export interface IndexStats {
   rebuilds: number;
   /** Indexed lookups checked against LokiJS's findOne (TVSYNC_BENCH_AZURITE_VERIFY=1). */
   verified: number;
+  /** False after INDEX_OFF. */
+  on: boolean;
 }
 
 /** The IPC message asking for the stats; azurite-indexed.ts sends the same string. */
 export const STATS_REQUEST = 'tvsync-bench-azurite-index-stats';
+/** The IPC message turning the index off (answered with the stats); azurite-indexed.ts sends the same string. */
+export const INDEX_OFF = 'tvsync-bench-azurite-index-off';
 
 interface Entity {
   $loki?: number;
@@ -79,7 +85,9 @@ class IndexUnavailable extends Error {
   }
 }
 
-const stats: IndexStats = { azuriteVersion: 'unknown', collections: 0, indexedLookups: 0, otherLookups: 0, rebuilds: 0, verified: 0 };
+const stats: IndexStats = { azuriteVersion: 'unknown', collections: 0, indexedLookups: 0, otherLookups: 0, rebuilds: 0, verified: 0, on: true };
+/** How to put stock LokiJS back on each indexed collection (INDEX_OFF). */
+const restores: Array<() => void> = [];
 
 /** Unambiguous for any two strings (the partition key's length comes first). */
 const keyOf = (partitionKey: string, rowKey: string): string => `${partitionKey.length}:${partitionKey}${rowKey}`;
@@ -191,8 +199,15 @@ function indexCollection(collection: Collection): void {
     };
   }
 
-  for (const name of Object.keys(collection.binaryIndices)) delete collection.binaryIndices[name];
+  const dropped = Object.keys(collection.binaryIndices);
+  for (const name of dropped) delete collection.binaryIndices[name];
   rebuild();
+  restores.push(() => {
+    for (const name of ['findOne', 'insertOne', 'update', 'remove', ...BULK_MUTATORS]) delete (collection as unknown as Record<string, unknown>)[name];
+    const ensureIndex = (collection as unknown as { ensureIndex(name: string, force: boolean): void }).ensureIndex;
+    for (const name of dropped) ensureIndex.call(collection, name, true);
+    delete (collection as unknown as Record<symbol, unknown>)[INDEXED];
+  });
   (collection as unknown as Record<symbol, unknown>)[INDEXED] = true;
   stats.collections++;
 }
@@ -225,13 +240,17 @@ function install(): void {
     for (const field of ['data', 'binaryIndices'] as const) {
       if (!found || typeof found[field] !== 'object') throw new IndexUnavailable(`an entity collection has no ${field}`);
     }
-    indexCollection(found);
+    if (stats.on) indexCollection(found);
     return found;
   };
 
   if (process.send) {
     process.on('message', (message: unknown) => {
-      if (message === STATS_REQUEST) process.send!({ [STATS_REQUEST]: stats });
+      if (message === INDEX_OFF) {
+        stats.on = false;
+        for (const restore of restores.splice(0)) restore();
+      }
+      if (message === STATS_REQUEST || message === INDEX_OFF) process.send!({ [STATS_REQUEST]: stats });
     });
     // The channel must not keep Azurite alive after the harness stopped it.
     process.channel?.unref();

@@ -3,13 +3,19 @@
  * stock and an indexed Azurite, at a given table size.
  *
  *   node dist/test/bench/azurite-index-timing.js [--rows 10000,100000] [--ops 20000]
- *        [--variants stock,indexed] [--stock-ops N]
+ *        [--variants stock,indexed,stock-quick-fill] [--stock-ops N]
  *
  * Per variant and size: a fresh Azurite, a table filled with `rows` entities in one partition
  * (entity-group transactions of 100 upserts, timed too), then `ops` upserts (Replace, of existing
  * rows, a property changed) and `ops` point reads of random rows, one request at a time from one
- * client. Prints ms per operation (HTTP and the SDK included). --stock-ops caps the operations on
- * the stock Azurite (each costs the same at a given size, so fewer give the same ms/op sooner).
+ * client, then the whole partition listed in pages of 1,000 (as tvsync reads its links). Prints
+ * ms per operation (HTTP and the SDK included).
+ *
+ * stock-quick-fill: filled through the index, which is then turned off (stock LokiJS methods and
+ * binary indices from then on): stock Azurite's cost per operation at a size whose stock fill
+ * would take most of an hour (it grows with the square of the rows). --stock-ops caps the
+ * operations of both stock variants (each costs the same at a given size, so fewer give the same
+ * ms/op sooner).
  */
 import { TableClient, TableTransaction } from '@azure/data-tables';
 import os from 'node:os';
@@ -24,6 +30,8 @@ interface Timing {
   upsertMs: number;
   reads: number;
   readMs: number;
+  listSeconds: number;
+  pages: number;
   load: number[];
 }
 
@@ -39,8 +47,11 @@ function* randomRows(rows: number, seed: number): Generator<number> {
   }
 }
 
-async function measure(variant: 'stock' | 'indexed', rows: number, ops: number): Promise<Timing> {
-  const azurite: Azurite = variant === 'indexed' ? await startIndexedAzurite() : await startAzurite();
+type Variant = 'stock' | 'indexed' | 'stock-quick-fill';
+
+async function measure(variant: Variant, rows: number, ops: number): Promise<Timing> {
+  const indexed = variant === 'stock' ? null : await startIndexedAzurite();
+  const azurite: Azurite = indexed ?? (await startAzurite());
   try {
     const client = TableClient.fromConnectionString(azurite.connectionString, 'timing', { allowInsecureConnection: true });
     await client.createTable();
@@ -51,6 +62,10 @@ async function measure(variant: 'stock' | 'indexed', rows: number, ops: number):
       await client.submitTransaction(tx.actions);
     }
     const fillSeconds = Number(process.hrtime.bigint() - filling) / 1e9;
+    if (variant === 'stock-quick-fill') {
+      const stats = await indexed!.turnIndexOff();
+      if (stats.on) throw new Error('the index did not turn off');
+    }
 
     const upserting = process.hrtime.bigint();
     const upsertRows = randomRows(rows, 7);
@@ -68,7 +83,21 @@ async function measure(variant: 'stock' | 'indexed', rows: number, ops: number):
       if (entity.tvId !== `u${i}`) throw new Error(`read ${rowKey(i)} and got ${entity.tvId}`);
     }
     const readMs = Number(process.hrtime.bigint() - reading) / 1e6 / ops;
-    return { variant, rows, fillSeconds, upserts: ops, upsertMs, reads: ops, readMs, load: os.loadavg() };
+
+    const listing = process.hrtime.bigint();
+    let pages = 0;
+    let listed = 0;
+    for await (const page of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } }).byPage({ maxPageSize: 1000 })) {
+      pages++;
+      listed += page.length;
+    }
+    if (listed !== rows) throw new Error(`listed ${listed} of ${rows} rows`);
+    const listSeconds = Number(process.hrtime.bigint() - listing) / 1e9;
+    if (indexed) {
+      const stats = await indexed.indexStats();
+      if ((variant === 'indexed') !== stats.on) throw new Error(`the index is ${stats.on ? 'on' : 'off'} after a ${variant} run`);
+    }
+    return { variant, rows, fillSeconds, upserts: ops, upsertMs, reads: ops, readMs, listSeconds, pages, load: os.loadavg() };
   } finally {
     await azurite.stop();
   }
@@ -82,12 +111,12 @@ async function main(argv: string[]): Promise<void> {
   const sizes = option('--rows', '10000,100000').split(',').map(Number);
   const ops = Number(option('--ops', '20000'));
   const stockOps = Number(option('--stock-ops', String(ops)));
-  const variants = option('--variants', 'stock,indexed').split(',') as Array<'stock' | 'indexed'>;
-  process.stdout.write('| Azurite | rows in the partition | fill s (upserts in batches of 100) | upserts | ms/upsert | point reads | ms/read | load 1m |\n|---|---|---|---|---|---|---|---|\n');
+  const variants = option('--variants', 'stock,indexed').split(',') as Variant[];
+  process.stdout.write('| Azurite | rows in the partition | fill s (upserts in batches of 100) | upserts | ms/upsert | point reads | ms/read | list the partition, s (pages) | load 1m |\n|---|---|---|---|---|---|---|---|---|\n');
   for (const rows of sizes) {
     for (const variant of variants) {
-      const t = await measure(variant, rows, variant === 'stock' ? stockOps : ops);
-      process.stdout.write(`| ${t.variant} | ${t.rows.toLocaleString('en-US')} | ${t.fillSeconds.toFixed(1)} | ${t.upserts.toLocaleString('en-US')} | ${t.upsertMs.toFixed(3)} | ${t.reads.toLocaleString('en-US')} | ${t.readMs.toFixed(3)} | ${t.load[0]!.toFixed(2)} |\n`);
+      const t = await measure(variant, rows, variant === 'indexed' ? ops : stockOps);
+      process.stdout.write(`| ${t.variant} | ${t.rows.toLocaleString('en-US')} | ${t.fillSeconds.toFixed(1)} | ${t.upserts.toLocaleString('en-US')} | ${t.upsertMs.toFixed(3)} | ${t.reads.toLocaleString('en-US')} | ${t.readMs.toFixed(3)} | ${t.listSeconds.toFixed(1)} (${t.pages}) | ${t.load[0]!.toFixed(2)} |\n`);
     }
   }
 }

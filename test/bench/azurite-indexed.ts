@@ -16,12 +16,15 @@ import type { IndexStats } from './azurite-index-preload';
 export const PRELOAD = path.extname(__filename) === '.ts'
   ? path.resolve(__dirname, '..', '..', 'dist', 'test', 'bench', 'azurite-index-preload.js')
   : path.join(__dirname, 'azurite-index-preload.js');
-/** The IPC message the preload answers with its stats (its STATS_REQUEST). */
+/** The IPC messages of the preload (its STATS_REQUEST and INDEX_OFF). */
 const STATS_REQUEST = 'tvsync-bench-azurite-index-stats';
+const INDEX_OFF = 'tvsync-bench-azurite-index-off';
 
 export interface IndexedAzurite extends Azurite {
   /** What the index did so far (asked over IPC). */
   indexStats(): Promise<IndexStats>;
+  /** Stock LokiJS again from now on (for azurite-index-timing.ts); resolves with the stats. */
+  turnIndexOff(): Promise<IndexStats>;
 }
 
 export async function startIndexedAzurite(options: { verify?: boolean } = {}): Promise<IndexedAzurite> {
@@ -35,7 +38,7 @@ export async function startIndexedAzurite(options: { verify?: boolean } = {}): P
     if (previous === undefined) delete process.env.TVSYNC_BENCH_AZURITE_VERIFY;
     else process.env.TVSYNC_BENCH_AZURITE_VERIFY = previous;
   }
-  const indexed: IndexedAzurite = { ...azurite, indexStats: () => askStats(azurite) };
+  const indexed: IndexedAzurite = { ...azurite, indexStats: () => ask(azurite, STATS_REQUEST), turnIndexOff: () => ask(azurite, INDEX_OFF) };
   try {
     await probe(indexed);
   } catch (error) {
@@ -45,13 +48,13 @@ export async function startIndexedAzurite(options: { verify?: boolean } = {}): P
   return indexed;
 }
 
-function askStats(azurite: Azurite): Promise<IndexStats> {
+function ask(azurite: Azurite, request: string): Promise<IndexStats> {
   const child = azurite.process;
   return new Promise((resolve, reject) => {
     if (!child.connected) return reject(new Error('Azurite has no IPC channel to its index (not started with the preload, or gone)'));
     const timer = setTimeout(() => {
       child.off('message', onMessage);
-      reject(new Error(`Azurite's index did not answer ${STATS_REQUEST} within 5 s (the preload is not loaded?)`));
+      reject(new Error(`Azurite's index did not answer ${request} within 5 s (the preload is not loaded?)`));
     }, 5_000);
     const onMessage = (message: unknown) => {
       const stats = (message as Record<string, IndexStats> | null)?.[STATS_REQUEST];
@@ -61,7 +64,7 @@ function askStats(azurite: Azurite): Promise<IndexStats> {
       resolve(stats);
     };
     child.on('message', onMessage);
-    child.send(STATS_REQUEST);
+    child.send(request);
   });
 }
 
