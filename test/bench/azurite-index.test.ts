@@ -4,10 +4,14 @@
  * one (with every indexed lookup checked against LokiJS's own scan), and both tell it the same way:
  * the same status codes, error codes, entities, query pages and transaction outcomes.
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { TableClient, TableTransaction, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite, type Azurite } from '../support/azurite';
-import { startIndexedAzurite, type IndexedAzurite } from './azurite-indexed';
+import { PRELOAD, startIndexedAzurite, type IndexedAzurite } from './azurite-indexed';
 
 type Props = Record<string, unknown>;
 
@@ -259,5 +263,17 @@ describe("the benchmark's indexed Azurite", () => {
     expect(stats.verified).toBe(stats.indexedLookups);
     // The first table, the re-created one and the probe's.
     expect(stats.collections).toBeGreaterThanOrEqual(3);
+  });
+
+  it('When the preload finds no Azurite store to patch, then the process fails at start and says why', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-index-'));
+    const script = path.join(dir, 'main.js');
+    fs.writeFileSync(script, "console.log('ran unindexed');");
+    const run = spawnSync(process.execPath, ['--require', PRELOAD, script], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(run.status).not.toBe(0);
+    expect(run.stdout).not.toContain('ran unindexed');
+    expect(run.stderr).toContain("cannot index Azurite's entity collections");
+    expect(run.stderr).toContain('LokiTableMetadataStore.js does not exist');
   });
 });
