@@ -31,8 +31,9 @@
  * With --rate-limit N each row also shows the share of the limit the command used (TeamViewer
  * requests answered without throttling / tvsync's wall seconds / N, as %) and the users it
  * reported failed (counts.failed); a FAILED row shows the users failed, from its report, but no
- * share. bench.json holds both for every row (rateLimitUse, usersFailed), and azuriteIndex: what
- * Azurite's index answered over the run.
+ * share. bench.json holds both for every row (rateLimitUse, usersFailed), the CPU seconds Azurite
+ * and the emulator host spent meanwhile (othersCpuSeconds), and azuriteIndex: what Azurite's
+ * index answered over the run.
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -91,6 +92,11 @@ export interface ScenarioResult {
   rateLimitUse?: { limitPerSecond: number; answered: number; wallSeconds: number; percent: number };
   /** Users the command reported failed: counts.failed of a cycle, 1 for a failed provision; null without a JSON report. */
   usersFailed: number | null;
+  /**
+   * CPU seconds (user + system) the other processes spent while the command ran, from /proc (null
+   * where there is none): says whether a wall time went to tvsync or to what it talks to.
+   */
+  othersCpuSeconds?: { azurite: number | null; emulatorHost: number | null };
   /** What the cycle (or provision) reported: result and counts. */
   report?: { result: string; kind?: string; counts?: Record<string, number>; exitCode: number | null; action?: string };
   loadAverage: { before: number[]; after: number[] };
@@ -181,6 +187,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
 // --- the emulator host --------------------------------------------------------------------------
 
 interface Host {
+  pid: number | undefined;
   send<T>(command: HostCommand): Promise<T>;
   stop(): Promise<void>;
 }
@@ -200,6 +207,7 @@ function startHost(): Host {
     waiting.clear();
   });
   return {
+    pid: child.pid,
     send<T>(command: HostCommand): Promise<T> {
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
@@ -339,6 +347,22 @@ function benchSettings(options: BenchOptions): Record<string, string> {
   return { CYCLE_TIME_BUDGET_SECONDS: '86400', ...options.settings };
 }
 
+let clockTicks: number | undefined;
+
+/** User + system CPU seconds of a process so far, from /proc/PID/stat; null where that is missing. */
+function cpuSecondsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return null;
+  }
+}
+
 /** counts.failed of a cycle's report, 1 or 0 for provision's result, null without either. */
 function usersFailedIn(stdout: string): number | null {
   const report = parseJson<Partial<CycleJson> & Partial<ProvisionJson>>(stdout);
@@ -355,7 +379,11 @@ function rateLimitUse(counters: Counters, wallSeconds: number, limitPerSecond: n
 class Bench {
   readonly results: ScenarioResult[] = [];
 
-  constructor(private readonly host: Host, private readonly options: BenchOptions) {}
+  constructor(private readonly host: Host, private readonly options: BenchOptions, private readonly azuritePid: () => number | undefined) {}
+
+  private othersCpu(): { azurite: number | null; emulatorHost: number | null } {
+    return { azurite: cpuSecondsOf(this.azuritePid()), emulatorHost: cpuSecondsOf(this.host.pid) };
+  }
 
   private pace(): Pace {
     return { latencyMs: this.options.latencyMs, rateLimitPerSecond: this.options.rateLimit };
@@ -380,7 +408,10 @@ class Bench {
     process.stderr.write(`bench: ${users} users, ${scenario}${world.label ? ` (on ${world.label})` : ''}…\n`);
     await this.host.send({ cmd: 'reset', world: world.id });
     const before = os.loadavg();
+    const othersBefore = this.othersCpu();
     const run = await runTvsync(this.options, args, world.env, this.options.maxSeconds);
+    const othersAfter = this.othersCpu();
+    const spent = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((b - a) * 100) / 100);
     const counters = await this.host.send<Counters>({ cmd: 'counters', world: world.id });
     const base = {
       users,
@@ -389,6 +420,7 @@ class Bench {
       loadAverage: { before, after: os.loadavg() },
       counters,
       usersFailed: usersFailedIn(run.stdout),
+      othersCpuSeconds: { azurite: spent(othersBefore.azurite, othersAfter.azurite), emulatorHost: spent(othersBefore.emulatorHost, othersAfter.emulatorHost) },
       ...(this.options.rateLimit ? { rateLimitUse: rateLimitUse(counters, run.measurement.wallSeconds, this.options.rateLimit) } : {}),
     };
     let result: ScenarioResult;
@@ -592,7 +624,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  const bench = new Bench(host, options);
+  const bench = new Bench(host, options, () => azurite?.process.pid);
   try {
     azurite = await startIndexedAzurite();
     await host.send({ cmd: 'start', azurite: { host: '127.0.0.1', port: azurite.port } });
