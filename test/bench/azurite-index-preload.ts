@@ -24,6 +24,10 @@
  *   exits before it is ready and startAzurite says why); the harness asks over IPC how many lookups
  *   the index answered (test/bench/azurite-indexed.ts) and refuses to run when it answered none.
  *
+ * Not indexed: queries. Each page of a query still filters and sorts the whole table in LokiJS, so
+ * reading 100,000 links in pages of 1,000 costs Azurite about 10 s of CPU (measured in a quiet
+ * cycle, 2026-12-02): at that size the no-change and provision rows are Azurite's time again.
+ *
  * TVSYNC_BENCH_AZURITE_VERIFY=1: each indexed lookup also runs LokiJS's own findOne and throws when
  * they differ (test/bench/azurite-index.test.ts runs so). The IPC message INDEX_OFF puts stock
  * LokiJS back (its methods, binary indices rebuilt) on every collection, for azurite-index-timing.ts
