@@ -10,26 +10,32 @@
  * in one partition, each operation costs milliseconds at 10,000 rows and more at 100,000, and the
  * benchmark measured Azurite rather than tvsync.
  *
+ * Queries suffer the same way: Azurite filters the whole table for every page of a query and
+ * sorts all that is after the continuation (reading 100,000 links in pages of 1,000 cost it about
+ * 10 s of CPU). Here a page comes from a key order kept next to the Map: walk from the
+ * continuation, keep what Azurite's own filter accepts, stop after the page and one more row
+ * (which gives the continuation).
+ *
  * Invariants:
  * - Same answers as stock Azurite. `findOne` with exactly two string properties, PartitionKey and
- *   RowKey, is answered from a Map to the entity's LokiJS id; that is LokiJS's own semantics (its
- *   $eq is ===, and the store keeps one entity per key). Every other query goes to LokiJS unchanged.
- *   The binary indices of entity collections are dropped: only that findOne used them (queries use
- *   `where` with a function, which never reads an index), and keeping them up costs a scan of the
+ *   RowKey, is answered from a Map to the entity's LokiJS id: LokiJS's own semantics (its $eq is
+ *   ===, and the store keeps one entity per key); every other findOne goes to LokiJS. A query page
+ *   holds the entities Azurite's would, in its order (PartitionKey, then RowKey, by < and >), with
+ *   the same continuation; a continuation with one key only goes to Azurite. (One difference: a
+ *   filter that throws on some row fails every page in Azurite, here only a page that reaches it.)
+ *   The binary indices of entity collections are dropped: only that findOne used them (queries
+ *   filter with a function, which never reads an index), and keeping them up costs a scan of the
  *   partition per remove.
- * - The Map follows every way an entity enters, changes or leaves a collection: `insertOne`,
- *   `update` and `remove` keep it in step one entity at a time; every other mutating method rebuilds
- *   it. A lookup whose id no longer holds that key throws instead of answering.
- * - Never silently unindexed: when the internals it patches are not there, loading throws (Azurite
- *   exits before it is ready and startAzurite says why); the harness asks over IPC how many lookups
- *   the index answered (test/bench/azurite-indexed.ts) and refuses to run when it answered none.
+ * - The Map and the key order follow every way an entity enters, changes or leaves a collection:
+ *   `insertOne`, `update` and `remove` keep them in step one entity at a time; every other mutating
+ *   method rebuilds them. A lookup or page that finds an id gone throws instead of answering.
+ * - Never silently unindexed: when the internals it patches (for lookups or queries) are not
+ *   there, loading throws (Azurite exits before it is ready and startAzurite says why); the harness
+ *   asks over IPC how many lookups the index answered (test/bench/azurite-indexed.ts) and refuses
+ *   to run when it answered none.
  *
- * Not indexed: queries. Each page of a query still filters and sorts the whole table in LokiJS, so
- * reading 100,000 links in pages of 1,000 costs Azurite about 10 s of CPU (measured in a quiet
- * cycle, 2026-12-02): at that size the no-change and provision rows are Azurite's time again.
- *
- * TVSYNC_BENCH_AZURITE_VERIFY=1: each indexed lookup also runs LokiJS's own findOne and throws when
- * they differ (test/bench/azurite-index.test.ts runs so). The IPC message INDEX_OFF puts stock
+ * TVSYNC_BENCH_AZURITE_VERIFY=1: each indexed lookup and page is also computed by stock LokiJS and
+ * Azurite, and a difference throws (test/bench/azurite-index.test.ts runs so). The IPC message INDEX_OFF puts stock
  * LokiJS back (its methods, binary indices rebuilt) on every collection, for azurite-index-timing.ts
  * to time stock lookups in a table it filled quickly through the index.
  */
@@ -48,7 +54,11 @@ export interface IndexStats {
   otherLookups: number;
   /** Full rebuilds of a collection's Map (first use, bulk mutations). */
   rebuilds: number;
-  /** Indexed lookups checked against LokiJS's findOne (TVSYNC_BENCH_AZURITE_VERIFY=1). */
+  /** Query pages answered from the key order. */
+  indexedQueries: number;
+  /** Query pages left to Azurite's own scan (a continuation with one key only, non-string keys). */
+  otherQueries: number;
+  /** Indexed lookups and query pages checked against LokiJS (TVSYNC_BENCH_AZURITE_VERIFY=1). */
   verified: number;
   /** False after INDEX_OFF. */
   on: boolean;
@@ -89,7 +99,7 @@ class IndexUnavailable extends Error {
   }
 }
 
-const stats: IndexStats = { azuriteVersion: 'unknown', collections: 0, indexedLookups: 0, otherLookups: 0, rebuilds: 0, verified: 0, on: true };
+const stats: IndexStats = { azuriteVersion: 'unknown', collections: 0, indexedLookups: 0, otherLookups: 0, rebuilds: 0, indexedQueries: 0, otherQueries: 0, verified: 0, on: true };
 /** How to put stock LokiJS back on each indexed collection (INDEX_OFF). */
 const restores: Array<() => void> = [];
 
@@ -110,9 +120,31 @@ function pointQuery(query: unknown): { partitionKey: string; rowKey: string } | 
   return { partitionKey: q.PartitionKey, rowKey: q.RowKey };
 }
 
+/** One entity's keys and LokiJS id, in the Map and in the key order. */
+interface Slot {
+  id: number;
+  partitionKey: string;
+  rowKey: string;
+}
+
+/** Azurite's own sort of query results (LokiTableMetadataStore.queryTableEntities): PartitionKey, then RowKey, by < and >. */
+function compareKeys(pkA: string, rkA: string, pkB: string, rkB: string): number {
+  if (pkA > pkB) return 1;
+  if (pkA === pkB) return rkA > rkB ? 1 : rkA === rkB ? 0 : -1;
+  return -1;
+}
+
+/** A query page from the key order: up to `limit` entities from (pk, rk) on that `where` accepts; null when the index cannot answer. */
+type Pager = (partitionKey: string | undefined, rowKey: string | undefined, where: (entity: Entity) => unknown, limit: number) => Entity[] | null;
+const pagers = new WeakMap<object, Pager>();
+
 function indexCollection(collection: Collection): void {
   if ((collection as unknown as Record<symbol, unknown>)[INDEXED]) return;
-  const ids = new Map<string, number>();
+  const ids = new Map<string, Slot>();
+  /** Every slot, sorted as Azurite sorts query results. */
+  let order: Slot[] = [];
+  /** False once an entity without two string keys was seen: queries then go to LokiJS. */
+  let queryable = true;
   const original = {
     findOne: collection.findOne,
     insertOne: collection.insertOne,
@@ -121,22 +153,60 @@ function indexCollection(collection: Collection): void {
   };
   const broken = (why: string) => new Error(`tvsync bench index (collection ${collection.name}): ${why}`);
 
+  const lowerBound = (partitionKey: string, rowKey: string): number => {
+    let low = 0;
+    let high = order.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const slot = order[mid]!;
+      if (compareKeys(slot.partitionKey, slot.rowKey, partitionKey, rowKey) < 0) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  };
+  /** The slot for this entity's keys, new or taken over from an entity no longer stored; null for non-string keys. */
+  const slotFor = (entity: Entity): { slot: Slot; fresh: boolean } | null => {
+    const key = entityKey(entity);
+    if (key === null) {
+      queryable = false;
+      return null;
+    }
+    const held = ids.get(key);
+    if (held) {
+      if (held.id !== entity.$loki && collection.get(held.id)) {
+        throw broken(`two entities hold (${String(entity.PartitionKey)}, ${String(entity.RowKey)}): ids ${held.id} and ${entity.$loki}`);
+      }
+      held.id = entity.$loki!;
+      return { slot: held, fresh: false };
+    }
+    const slot = { id: entity.$loki!, partitionKey: entity.PartitionKey as string, rowKey: entity.RowKey as string };
+    ids.set(key, slot);
+    return { slot, fresh: true };
+  };
   const track = (entity: Entity | null | undefined): void => {
     if (!entity || typeof entity.$loki !== 'number') return;
-    const key = entityKey(entity);
-    if (key === null) return;
-    const held = ids.get(key);
-    if (held !== undefined && held !== entity.$loki && collection.get(held)) {
-      throw broken(`two entities hold (${String(entity.PartitionKey)}, ${String(entity.RowKey)}): ids ${held} and ${entity.$loki}`);
-    }
-    ids.set(key, entity.$loki);
+    const found = slotFor(entity);
+    if (found?.fresh) order.splice(lowerBound(found.slot.partitionKey, found.slot.rowKey), 0, found.slot);
+  };
+  const drop = (key: string): void => {
+    const slot = ids.get(key)!;
+    ids.delete(key);
+    const at = lowerBound(slot.partitionKey, slot.rowKey);
+    if (order[at] !== slot) throw broken(`(${slot.partitionKey}, ${slot.rowKey}) is not where the key order has it`);
+    order.splice(at, 1);
   };
   const untrack = (key: string | null, id: number): void => {
-    if (key !== null && ids.get(key) === id && !collection.get(id)) ids.delete(key);
+    if (key !== null && ids.get(key)?.id === id && !collection.get(id)) drop(key);
   };
   const rebuild = (): void => {
     ids.clear();
-    for (const entity of collection.data) track(entity);
+    order = [];
+    for (const entity of collection.data) {
+      if (typeof entity.$loki !== 'number') continue;
+      const found = slotFor(entity);
+      if (found?.fresh) order.push(found.slot);
+    }
+    order.sort((a, b) => compareKeys(a.partitionKey, a.rowKey, b.partitionKey, b.rowKey));
     stats.rebuilds++;
   };
 
@@ -146,7 +216,7 @@ function indexCollection(collection: Collection): void {
       stats.otherLookups++;
       return original.findOne.call(this, query);
     }
-    const id = ids.get(keyOf(point.partitionKey, point.rowKey));
+    const id = ids.get(keyOf(point.partitionKey, point.rowKey))?.id;
     const found = id === undefined ? null : collection.get(id);
     if (id !== undefined && (!found || found.PartitionKey !== point.partitionKey || found.RowKey !== point.rowKey)) {
       throw broken(`id ${id} no longer holds (${point.partitionKey}, ${point.rowKey})`);
@@ -175,7 +245,7 @@ function indexCollection(collection: Collection): void {
     const result = original.update.call(this, doc);
     const after = collection.get(id);
     const keyAfter = after ? entityKey(after) : null;
-    if (keyBefore !== keyAfter && keyBefore !== null && ids.get(keyBefore) === id) ids.delete(keyBefore);
+    if (keyBefore !== keyAfter && keyBefore !== null && ids.get(keyBefore)?.id === id) drop(keyBefore);
     track(after);
     return result;
   };
@@ -203,6 +273,19 @@ function indexCollection(collection: Collection): void {
     };
   }
 
+  // Rows from (partitionKey, rowKey) on in key order — what Azurite's continuation selects — that
+  // `where` accepts (=== true, as LokiJS's Resultset.where), until `limit`.
+  pagers.set(collection, (partitionKey, rowKey, where, limit) => {
+    if (!queryable) return null;
+    const page: Entity[] = [];
+    for (let at = partitionKey === undefined ? 0 : lowerBound(partitionKey, rowKey!); at < order.length && page.length < limit; at++) {
+      const entity = collection.get(order[at]!.id);
+      if (!entity) throw broken(`the key order holds id ${order[at]!.id}, which is gone`);
+      if (where(entity) === true) page.push(entity);
+    }
+    return page;
+  });
+
   const dropped = Object.keys(collection.binaryIndices);
   for (const name of dropped) delete collection.binaryIndices[name];
   rebuild();
@@ -211,6 +294,7 @@ function indexCollection(collection: Collection): void {
     const ensureIndex = (collection as unknown as { ensureIndex(name: string, force: boolean): void }).ensureIndex;
     for (const name of dropped) ensureIndex.call(collection, name, true);
     delete (collection as unknown as Record<symbol, unknown>)[INDEXED];
+    pagers.delete(collection);
   });
   (collection as unknown as Record<symbol, unknown>)[INDEXED] = true;
   stats.collections++;
@@ -246,6 +330,56 @@ function install(): void {
     }
     if (stats.on) indexCollection(found);
     return found;
+  };
+
+  // Azurite's query: every page filters the whole table, sorts what is left after the
+  // continuation and keeps maxResults + 1. The same page, from the key order: walk from the
+  // continuation, keep what the filter accepts, stop at maxResults + 1.
+  const generator = (requireFromStore('./LokiTableStoreQueryGenerator') as { default?: { generateQueryForPersistenceLayer?: unknown } }).default;
+  const queryHelpers = ['queryTableEntities', 'getMaxResultsOption', 'decodeContinuationHeader', 'adjustQueryResultforTop'];
+  const missingHelpers = queryHelpers.filter((m) => typeof store[m] !== 'function');
+  if (missingHelpers.length || typeof generator?.generateQueryForPersistenceLayer !== 'function') {
+    throw new IndexUnavailable(`${storeFile} has no ${[...missingHelpers, ...(typeof generator?.generateQueryForPersistenceLayer === 'function' ? [] : ['LokiTableStoreQueryGenerator.generateQueryForPersistenceLayer'])].join(', ')} (Azurite ${stats.azuriteVersion})`);
+  }
+  const generateWhere = generator.generateQueryForPersistenceLayer as (queryOptions: unknown, context: unknown) => (entity: Entity) => unknown;
+  const queryTableEntities = store.queryTableEntities as (...args: unknown[]) => Promise<[Entity[], string | undefined, string | undefined]>;
+  interface StoreHelpers {
+    getEntityCollection(account: unknown, table: unknown, context: unknown): Collection;
+    getMaxResultsOption(queryOptions: unknown): number;
+    decodeContinuationHeader(input: unknown): string | undefined;
+    adjustQueryResultforTop(result: Entity[], maxResults: number): { nextPartitionKeyResponse?: string; nextRowKeyResponse?: string };
+  }
+  store.queryTableEntities = async function (this: StoreHelpers, ...args: unknown[]) {
+    const [context, account, table, queryOptions, nextPartitionKey, nextRowKey] = args;
+    const collection = this.getEntityCollection(account, table, context);
+    const pager = pagers.get(collection);
+    const partitionKey = this.decodeContinuationHeader(nextPartitionKey);
+    const rowKey = this.decodeContinuationHeader(nextRowKey);
+    // Azurite's continuation with one key only is not a place in the key order: leave it to Azurite.
+    if (!pager || (partitionKey === undefined) !== (rowKey === undefined)) {
+      stats.otherQueries++;
+      return queryTableEntities.apply(this, args);
+    }
+    const where = generateWhere(queryOptions, context);
+    const maxResults = this.getMaxResultsOption(queryOptions);
+    const result = pager(partitionKey, rowKey, where, maxResults + 1);
+    if (!result) {
+      stats.otherQueries++;
+      return queryTableEntities.apply(this, args);
+    }
+    const response = this.adjustQueryResultforTop(result, maxResults);
+    const answer: [Entity[], string | undefined, string | undefined] = [result, response.nextPartitionKeyResponse, response.nextRowKeyResponse];
+    stats.indexedQueries++;
+    if (VERIFY) {
+      const scanned = await queryTableEntities.apply(this, args);
+      const same = scanned[0].length === result.length && scanned[0].every((e, i) => e === result[i]) && scanned[1] === answer[1] && scanned[2] === answer[2];
+      if (!same) {
+        const show = (page: [Entity[], string | undefined, string | undefined]) => `${page[0].map((e) => `${String(e.PartitionKey)}/${String(e.RowKey)}`).join(',')} next ${page[1] ?? '-'} ${page[2] ?? '-'}`;
+        throw new Error(`tvsync bench index: a query page differs from Azurite's: ${show(answer)} vs ${show(scanned)}`);
+      }
+      stats.verified++;
+    }
+    return answer;
   };
 
   if (process.send) {
