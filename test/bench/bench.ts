@@ -10,8 +10,9 @@
  * - the emulator host (emulator-host.ts, a child over IPC): the managed-identity endpoint, Graph
  *   over https, TeamViewer and a counting proxy in front of Azurite, with indexed lookups so their
  *   cost does not grow with the tenant; Azurite in its own process, with an index on (PartitionKey,
- *   RowKey) loaded into it (azurite-indexed.ts), so its cost per entity operation does not grow
- *   with the table either (stock Azurite scans the partition for every point read and upsert);
+ *   RowKey) loaded into it (azurite-indexed.ts), so its cost per entity operation and per query
+ *   page does not grow with the table either (stock Azurite scans the partition for every point
+ *   read and upsert, and filters and sorts the table for every page);
  * - tvsync: the compiled bin (`tvsync sync --json`, `tvsync provision <user> --json`), run as a
  *   child under `/usr/bin/time -v`, so wall time, CPU (user + sys) and peak RSS are its own.
  *
