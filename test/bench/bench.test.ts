@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CA_CERT, REPO_ROOT } from '../support/world';
-import type { ScenarioResult } from './bench';
+import { markdownTable, type ScenarioResult } from './bench';
 
 const HARNESS = path.join(REPO_ROOT, 'dist', 'test', 'bench', 'bench.js');
 
@@ -106,5 +106,53 @@ describe('npm run bench', () => {
     const row = run.stdout.split('\n').find((l) => l.includes('**DID NOT FINISH**'))!;
     const cells = row.split('|').slice(1, -1).map((c) => c.trim());
     expect(cells.slice(3, 15)).toEqual(Array(12).fill('–'));
+  });
+
+  it('When --rate-limit is given, then each row also shows the share of the limit used and the users failed, and bench.json holds both', async () => {
+    const run = await bench(['--users', '50', '--latency-ms', '0', '--rate-limit', '20', '--scenarios', 'initial-empty']);
+    expect(run.stderr).not.toContain('bench failed');
+    const [result] = run.doc!.results as [ScenarioResult];
+    expect(result.outcome, result.check).toBe('succeeded');
+    const tv = result.counters!.teamViewer;
+    const use = result.rateLimitUse!;
+    expect(use.limitPerSecond).toBe(20);
+    expect(use.answered).toBe(tv.total - tv.throttled);
+    expect(use.wallSeconds).toBe(result.measurement!.wallSeconds);
+    expect(use.percent).toBeCloseTo((100 * use.answered) / use.wallSeconds / 20, 6);
+    // The emulator answers at most 20 in any second, so no more than 20 per second of the run and one more second's worth.
+    expect(use.percent).toBeGreaterThan(0);
+    expect(use.percent).toBeLessThanOrEqual((100 * (use.wallSeconds + 1)) / use.wallSeconds);
+    expect(result.usersFailed).toBe(0);
+    const lines = run.stdout.split('\n');
+    const header = lines.find((l) => l.startsWith('| users |'))!.split('|').map((c) => c.trim());
+    const row = lines.find((l) => l.startsWith('| 50 | initial-empty |'))!.split('|').map((c) => c.trim());
+    expect(row.length).toBe(header.length);
+    expect(row[header.indexOf('TV limit used (of 20/s)')]).toBe(`${use.percent.toFixed(1)} %`);
+    expect(row[header.indexOf('users failed')]).toBe('0');
+    expect(row[header.indexOf('TV throttled')]).toBe(String(tv.throttled));
+  });
+
+  it('When a rate-limited row failed, then it shows the users failed from its report and no measurement', () => {
+    const failed: ScenarioResult = {
+      users: 1000,
+      scenario: 'initial-empty',
+      outcome: 'failed',
+      check: 'counts failed 12 (expected 0)',
+      changes: 0,
+      teamViewerRequestsPerChange: null,
+      usersFailed: 12,
+      rateLimitUse: { limitPerSecond: 20, answered: 900, wallSeconds: 60, percent: 75 },
+      loadAverage: { before: [1, 1, 1], after: [1.5, 1, 1] },
+    };
+    const lines = markdownTable([failed], 20).trim().split('\n');
+    const header = lines[0]!.split('|').map((c) => c.trim());
+    const row = lines[2]!.split('|').map((c) => c.trim());
+    expect(row.length).toBe(header.length);
+    expect(row[header.indexOf('users failed')]).toBe('12');
+    expect(row[header.indexOf('TV limit used (of 20/s)')]).toBe('–');
+    expect(row[header.indexOf('wall s')]).toBe('–');
+    expect(row[header.indexOf('load 1m')]).toBe('1.50');
+    // Without --rate-limit the table keeps its 16 columns.
+    expect(markdownTable([failed]).split('\n')[0]!.split('|').length - 2).toBe(16);
   });
 });

@@ -9,7 +9,10 @@
  * - the harness (this file): plans the scenarios, prints the table, writes test-results/bench.json;
  * - the emulator host (emulator-host.ts, a child over IPC): the managed-identity endpoint, Graph
  *   over https, TeamViewer and a counting proxy in front of Azurite, with indexed lookups so their
- *   cost does not grow with the tenant; Azurite in its own process;
+ *   cost does not grow with the tenant; Azurite in its own process, with an index on (PartitionKey,
+ *   RowKey) loaded into it (azurite-indexed.ts), so its cost per entity operation and per query
+ *   page does not grow with the table either (stock Azurite scans the partition for every point
+ *   read and upsert, and filters and sorts the table for every page);
  * - tvsync: the compiled bin (`tvsync sync --json`, `tvsync provision <user> --json`), run as a
  *   child under `/usr/bin/time -v`, so wall time, CPU (user + sys) and peak RSS are its own.
  *
@@ -25,12 +28,20 @@
  * A scenario whose command did not succeed, or whose counts do not match what was changed, is
  * reported as FAILED with the reason, never as a number; one that runs past --max-seconds is
  * killed (tvsync and everything it started) and reported as "did not finish in N s".
+ *
+ * With --rate-limit N each row also shows the share of the limit the command used (TeamViewer
+ * requests answered without throttling / tvsync's wall seconds / N, as %) and the users it
+ * reported failed (counts.failed); a FAILED row shows the users failed, from its report, but no
+ * share. bench.json holds both for every row (rateLimitUse, usersFailed), the CPU seconds Azurite
+ * and the emulator host spent meanwhile (othersCpuSeconds), and azuriteIndex: what Azurite's
+ * index answered over the run.
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startAzurite, type Azurite } from '../support/azurite';
+import { startIndexedAzurite, type IndexedAzurite } from './azurite-indexed';
+import type { IndexStats } from './azurite-index-preload';
 import { REPO_ROOT } from '../support/world';
 import type { ChangeSummary, Counters, HostCommand, HostReply, Pace, WorldSpec } from './emulator-host';
 
@@ -74,6 +85,19 @@ export interface ScenarioResult {
   /** Changes tvsync made (created + updated + enabled + disabled + linked); per-change costs divide by it. */
   changes: number;
   teamViewerRequestsPerChange: number | null;
+  /**
+   * With --rate-limit: how much of TeamViewer's limit the command used — TeamViewer requests
+   * answered without throttling (not 403/429) per second of tvsync's wall time, as a percentage
+   * of the limit. Present whenever there is a measurement; the table shows it for succeeded rows.
+   */
+  rateLimitUse?: { limitPerSecond: number; answered: number; wallSeconds: number; percent: number };
+  /** Users the command reported failed: counts.failed of a cycle, 1 for a failed provision; null without a JSON report. */
+  usersFailed: number | null;
+  /**
+   * CPU seconds (user + system) the other processes spent while the command ran, from /proc (null
+   * where there is none): says whether a wall time went to tvsync or to what it talks to.
+   */
+  othersCpuSeconds?: { azurite: number | null; emulatorHost: number | null };
   /** What the cycle (or provision) reported: result and counts. */
   report?: { result: string; kind?: string; counts?: Record<string, number>; exitCode: number | null; action?: string };
   loadAverage: { before: number[]; after: number[] };
@@ -164,6 +188,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
 // --- the emulator host --------------------------------------------------------------------------
 
 interface Host {
+  pid: number | undefined;
   send<T>(command: HostCommand): Promise<T>;
   stop(): Promise<void>;
 }
@@ -183,6 +208,7 @@ function startHost(): Host {
     waiting.clear();
   });
   return {
+    pid: child.pid,
     send<T>(command: HostCommand): Promise<T> {
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
@@ -322,10 +348,43 @@ function benchSettings(options: BenchOptions): Record<string, string> {
   return { CYCLE_TIME_BUDGET_SECONDS: '86400', ...options.settings };
 }
 
+let clockTicks: number | undefined;
+
+/** User + system CPU seconds of a process so far, from /proc/PID/stat; null where that is missing. */
+function cpuSecondsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return null;
+  }
+}
+
+/** counts.failed of a cycle's report, 1 or 0 for provision's result, null without either. */
+function usersFailedIn(stdout: string): number | null {
+  const report = parseJson<Partial<CycleJson> & Partial<ProvisionJson>>(stdout);
+  if (report?.counts) return report.counts.failed ?? 0;
+  if (typeof report?.ok === 'boolean') return report.ok ? 0 : 1;
+  return null;
+}
+
+function rateLimitUse(counters: Counters, wallSeconds: number, limitPerSecond: number): NonNullable<ScenarioResult['rateLimitUse']> {
+  const answered = counters.teamViewer.total - counters.teamViewer.throttled;
+  return { limitPerSecond, answered, wallSeconds, percent: wallSeconds > 0 ? (100 * answered) / wallSeconds / limitPerSecond : NaN };
+}
+
 class Bench {
   readonly results: ScenarioResult[] = [];
 
-  constructor(private readonly host: Host, private readonly options: BenchOptions) {}
+  constructor(private readonly host: Host, private readonly options: BenchOptions, private readonly azuritePid: () => number | undefined) {}
+
+  private othersCpu(): { azurite: number | null; emulatorHost: number | null } {
+    return { azurite: cpuSecondsOf(this.azuritePid()), emulatorHost: cpuSecondsOf(this.host.pid) };
+  }
 
   private pace(): Pace {
     return { latencyMs: this.options.latencyMs, rateLimitPerSecond: this.options.rateLimit };
@@ -350,9 +409,21 @@ class Bench {
     process.stderr.write(`bench: ${users} users, ${scenario}${world.label ? ` (on ${world.label})` : ''}…\n`);
     await this.host.send({ cmd: 'reset', world: world.id });
     const before = os.loadavg();
+    const othersBefore = this.othersCpu();
     const run = await runTvsync(this.options, args, world.env, this.options.maxSeconds);
+    const othersAfter = this.othersCpu();
+    const spent = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((b - a) * 100) / 100);
     const counters = await this.host.send<Counters>({ cmd: 'counters', world: world.id });
-    const base = { users, scenario, base: world.label || undefined, loadAverage: { before, after: os.loadavg() }, counters };
+    const base = {
+      users,
+      scenario,
+      base: world.label || undefined,
+      loadAverage: { before, after: os.loadavg() },
+      counters,
+      usersFailed: usersFailedIn(run.stdout),
+      othersCpuSeconds: { azurite: spent(othersBefore.azurite, othersAfter.azurite), emulatorHost: spent(othersBefore.emulatorHost, othersAfter.emulatorHost) },
+      ...(this.options.rateLimit ? { rateLimitUse: rateLimitUse(counters, run.measurement.wallSeconds, this.options.rateLimit) } : {}),
+    };
     let result: ScenarioResult;
     if (run.timedOut) {
       // How far it got, so a stopped run still says something (as counts, never as a result).
@@ -444,7 +515,7 @@ class Bench {
       if ('notReady' in world) {
         for (const scenario of (['no-change', 'one-percent', 'provision'] as const).filter(wants)) {
           const load = os.loadavg();
-          this.results.push({ users, scenario, outcome: world.timedOut ? 'did not finish' : 'failed', check: world.notReady, changes: 0, teamViewerRequestsPerChange: null, loadAverage: { before: load, after: load } });
+          this.results.push({ users, scenario, outcome: world.timedOut ? 'did not finish' : 'failed', check: world.notReady, changes: 0, teamViewerRequestsPerChange: null, usersFailed: null, loadAverage: { before: load, after: load } });
         }
         return;
       }
@@ -477,14 +548,22 @@ class Bench {
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '?');
 const thousands = (n: number) => n.toLocaleString('en-US');
 
-export function markdownTable(results: ScenarioResult[]): string {
-  const header = '| users | scenario | result | wall s | tvsync CPU s | peak RSS MiB | TV GET | TV POST | TV PATCH | TV other | TV req/change | TV throttled | Graph req (+$batch sub) | Table tx | Table ops | load 1m |';
-  const lines = [header, `|${'---|'.repeat(16)}`];
+/**
+ * One row per scenario. With `rateLimit` (--rate-limit N) two columns follow TV throttled: the
+ * share of the limit used and the users the command reported failed.
+ */
+export function markdownTable(results: ScenarioResult[], rateLimit?: number): string {
+  const limitColumns = rateLimit ? ` TV limit used (of ${thousands(rateLimit)}/s) | users failed |` : '';
+  const header = `| users | scenario | result | wall s | tvsync CPU s | peak RSS MiB | TV GET | TV POST | TV PATCH | TV other | TV req/change | TV throttled |${limitColumns} Graph req (+$batch sub) | Table tx | Table ops | load 1m |`;
+  const lines = [header, `|${'---|'.repeat(rateLimit ? 18 : 16)}`];
+  const failedUsers = (r: ScenarioResult) => (r.usersFailed === null ? '–' : thousands(r.usersFailed));
   for (const r of results) {
     const load = fixed(r.loadAverage.after[0] ?? NaN, 2);
     if (r.outcome !== 'succeeded' || !r.measurement || !r.counters) {
       const label = r.outcome === 'did not finish' ? `**DID NOT FINISH**: ${r.check}` : `**FAILED**: ${r.check}`;
-      lines.push(`| ${thousands(r.users)} | ${r.scenario} | ${label.replace(/\|/g, '/')} |${' – |'.repeat(12)} ${load} |`);
+      // No measurement on such a row; the users failed are a count from the report, which explains it.
+      const cells = rateLimit ? [...Array(9).fill('–'), '–', failedUsers(r), ...Array(3).fill('–')] : Array(12).fill('–');
+      lines.push(`| ${thousands(r.users)} | ${r.scenario} | ${label.replace(/\|/g, '/')} | ${cells.join(' | ')} | ${load} |`);
       continue;
     }
     const m = r.measurement;
@@ -495,6 +574,7 @@ export function markdownTable(results: ScenarioResult[]): string {
       thousands(c.teamViewer.GET), thousands(c.teamViewer.POST), thousands(c.teamViewer.PATCH), thousands(c.teamViewer.other),
       r.teamViewerRequestsPerChange === null ? '–' : fixed(r.teamViewerRequestsPerChange, 4),
       thousands(c.teamViewer.throttled),
+      ...(rateLimit ? [r.rateLimitUse ? `${fixed(r.rateLimitUse.percent, 1)} %` : '?', failedUsers(r)] : []),
       `${thousands(c.graph.requests)} (+${thousands(c.graph.batchSubRequests)})`,
       thousands(c.table.transactions), thousands(c.table.operations), load,
     ].join(' | ')} |`);
@@ -533,35 +613,37 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const startedAt = new Date();
-  let azurite: Azurite | null = null;
+  let azurite: IndexedAzurite | null = null;
+  let azuriteIndex: IndexStats | string = 'not started';
   const host = startHost();
   // Ctrl-C or a kill: exiting runs the exit hooks that kill the running tvsync's process group
   // and Azurite; the emulator host leaves when its IPC channel closes.
   const interrupted = (signal: NodeJS.Signals) => {
     process.stderr.write(`bench: ${signal}: stopping tvsync, the emulators and Azurite; writing what finished\n`);
-    writeResults(options, startedAt, bench.results, `interrupted by ${signal}`);
+    writeResults(options, startedAt, bench.results, azuriteIndex, `interrupted by ${signal}`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  const bench = new Bench(host, options);
+  const bench = new Bench(host, options, () => azurite?.process.pid);
   try {
-    azurite = await startAzurite();
+    azurite = await startIndexedAzurite();
     await host.send({ cmd: 'start', azurite: { host: '127.0.0.1', port: azurite.port } });
     for (const users of options.users) await bench.size(users);
+    azuriteIndex = await azurite.indexStats().catch((err: Error) => `unknown: ${err.message}`);
   } finally {
     await host.stop();
     await azurite?.stop();
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);
   }
-  writeResults(options, startedAt, bench.results);
+  writeResults(options, startedAt, bench.results, azuriteIndex);
   return bench.results.every((r) => r.outcome === 'succeeded') ? 0 : 1;
 }
 
 /** Prints the table and writes the JSON (synchronously: an interrupted run writes what finished). */
-function writeResults(options: BenchOptions, startedAt: Date, results: ScenarioResult[], interrupted?: string): void {
-  const table = markdownTable(results);
+function writeResults(options: BenchOptions, startedAt: Date, results: ScenarioResult[], azuriteIndex: IndexStats | string, interrupted?: string): void {
+  const table = markdownTable(results, options.rateLimit);
   process.stdout.write(`\n${table}`);
   const doc = {
     date: startedAt.toISOString(),
@@ -571,6 +653,8 @@ function writeResults(options: BenchOptions, startedAt: Date, results: ScenarioR
     options: { ...options, out: undefined },
     measuredBuild: { bin: options.bin, commit: gitCommit(path.dirname(options.bin)) },
     harnessCommit: gitCommit(REPO_ROOT),
+    /** What Azurite's (PartitionKey, RowKey) index answered over the whole run. */
+    azuriteIndex,
     results,
     table,
   };

@@ -15,6 +15,8 @@ import { freePort } from './ports';
 export interface Azurite {
   connectionString: string;
   port: number;
+  /** Azurite's process; with `preload` it has an IPC channel to the preloaded script. */
+  process: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,12 @@ export interface AzuriteOptions {
   attempts?: number;
   /** Where ports come from (default freePort); tests of the retry hand out a taken one. */
   choosePort?: () => Promise<number>;
+  /**
+   * A script Azurite's node loads first (`--require`), given an IPC channel: the benchmark's
+   * (PartitionKey, RowKey) index (test/bench/azurite-index-preload.ts). Default none: the test
+   * suite's Azurite is stock.
+   */
+  preload?: string;
 }
 
 const HOST = '127.0.0.1';
@@ -35,8 +43,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
   for (let attempt = 1; ; attempt++) {
     const port = await (options.choosePort ?? freePort)();
     try {
-      const child = await launch(entry, port, options.startTimeoutMs ?? 20_000);
-      return { connectionString: devConnectionString(port, HOST), port, stop: () => stopChild(child) };
+      const child = await launch(entry, port, options.startTimeoutMs ?? 20_000, options.preload);
+      return { connectionString: devConnectionString(port, HOST), port, process: child, stop: () => stopChild(child) };
     } catch (error) {
       // freePort can only promise the port was free a moment ago.
       if (error instanceof PortTakenError && attempt < attempts) continue;
@@ -60,11 +68,12 @@ function azuriteTableEntry(): string {
   }
 }
 
-async function launch(entry: string, port: number, timeoutMs: number): Promise<ChildProcess> {
+async function launch(entry: string, port: number, timeoutMs: number, preload: string | undefined): Promise<ChildProcess> {
   // Same as node_modules/.bin/azurite-table, but run by this node so the pid we kill is Azurite's.
   const child = spawn(
     process.execPath,
     [
+      ...(preload ? ['--require', preload] : []),
       entry,
       '--inMemoryPersistence',
       '--skipApiVersionCheck',
@@ -75,7 +84,7 @@ async function launch(entry: string, port: number, timeoutMs: number): Promise<C
       String(port),
       '--silent',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: preload ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
   let stderr = '';
