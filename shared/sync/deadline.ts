@@ -12,6 +12,7 @@
  *   writes that record its end).
  * - Without a budget (tests, dry runs) neither signal ever aborts.
  */
+import { setMaxListeners } from 'node:events';
 import { formatDuration } from '../http/timeout';
 
 export const CYCLE_BUDGET_EXCEEDED = 'CYCLE_BUDGET_EXCEEDED';
@@ -56,6 +57,9 @@ export interface DeadlineOptions {
 export function cycleDeadline(options: DeadlineOptions): CycleDeadline {
   const reading = new AbortController();
   const inFlight = new AbortController();
+  // Every request in flight listens to these (up to twice TEAMVIEWER_CONCURRENCY at once, each
+  // listener removed when its request ends): not a leak, so no MaxListenersExceededWarning.
+  setMaxListeners(0, reading.signal, inFlight.signal);
   const timers: NodeJS.Timeout[] = [];
   const budget = options.budgetSeconds;
   const budgetMs = budget === undefined ? Infinity : budget * 1000;

@@ -15,6 +15,7 @@
  * - A holder that fails to renew (someone took over, or storage is unreachable past the expiry)
  *   must stop writing: `signal` is aborted and the cycle stops before its next TeamViewer write.
  */
+import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from '../log';
@@ -102,6 +103,8 @@ export async function acquireLease(state: LeaseState, options: AcquireOptions): 
 
   holding.add(holder);
   const controller = new AbortController();
+  // Every write of the cycle listens to the lease (one listener per request in flight): not a leak.
+  setMaxListeners(0, controller.signal);
   let released = false;
   let renewing: Promise<void> = Promise.resolve();
   const renew = async () => {
