@@ -259,7 +259,7 @@ async function sync(app: App, io: CliIo, dryRun: boolean, json: boolean, waitSec
   }
   bar?.({ phase: 'finished', done: 0, total: 0 });
   if (json) {
-    writeReportJson(io.out, report);
+    await writeReportJson(io.out, report);
   } else {
     io.out.write(formatReport(forTerminal(printedPart(report))));
   }
@@ -289,19 +289,42 @@ function progressBar(io: CliIo) {
 const pad = (label: string, width = 11) => label.padEnd(width);
 
 /**
- * The cycle report as --json, written a slice of actions at a time: a cycle of 100,000 users never
- * holds its whole report as one string (or two: the text and its terminal-safe copy). Parses to the
- * same document as terminalJson(report); only the place of "actions" among the keys differs.
+ * The cycle report as --json, written a slice of actions at a time, each slice only once the
+ * stream took the one before (stdout to a pipe buffers what its reader has not taken yet): a cycle
+ * of 100,000 users never holds its report as one string, nor as a queue of buffers behind a slow
+ * reader. Parses to the same document as terminalJson(report); only the place of "actions" among
+ * the keys differs.
  */
-export function writeReportJson(out: NodeJS.WritableStream, report: CycleReport, slice = 500): void {
+export async function writeReportJson(out: NodeJS.WritableStream, report: CycleReport, slice = 500): Promise<void> {
+  const gone = () => (out as { destroyed?: boolean }).destroyed === true;
+  const write = (text: string) => (gone() || out.write(text) ? Promise.resolve() : drained(out));
   const { actions, ...rest } = report;
   const head = terminalJson(rest);
-  out.write(`${head.slice(0, head.lastIndexOf('}')).replace(/\s*$/, '')},\n  "actions": [`);
+  await write(`${head.slice(0, head.lastIndexOf('}')).replace(/\s*$/, '')},\n  "actions": [`);
   for (let start = 0; start < actions.length; start += slice) {
     const items = actions.slice(start, start + slice).map((a) => terminalJson(a).replace(/\n/g, '\n    '));
-    out.write(`${start === 0 ? '' : ','}\n    ${items.join(',\n    ')}`);
+    await write(`${start === 0 ? '' : ','}\n    ${items.join(',\n    ')}`);
   }
-  out.write(`${actions.length ? '\n  ' : ''}]\n}\n`);
+  await write(`${actions.length ? '\n  ' : ''}]\n}\n`);
+}
+
+/** Resolves when the stream wants more, or can take nothing more (closed, failed): never hangs. */
+function drained(out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    if ((out as { destroyed?: boolean }).destroyed === true) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      out.removeListener('drain', done);
+      out.removeListener('close', done);
+      out.removeListener('error', done);
+      resolve();
+    };
+    out.once('drain', done);
+    out.once('close', done);
+    out.once('error', done);
+  });
 }
 
 /**

@@ -13,29 +13,56 @@ function action(i: number, status: ActionReport['status'] = 'success'): ActionRe
   return { kind: 'create', status, entraId: `id-${i}`, userPrincipalName: `user.${i}@contoso.example\u001b]8;;http://evil\u0007`, teamViewerId: `u${i}`, changes: [{ attribute: 'displayName', old: null, new: `User ${i}` }] };
 }
 
-function written(r: CycleReport, slice?: number): { text: string; writes: number } {
+async function written(r: CycleReport, slice?: number): Promise<{ text: string; writes: number }> {
   const out = new PassThrough();
   let text = '';
   let writes = 0;
   out.on('data', (chunk: Buffer) => { text += chunk.toString(); writes++; });
-  writeReportJson(out, r, slice);
+  await writeReportJson(out, r, slice);
   return { text, writes };
 }
 
 describe('sync --json, written in slices', () => {
-  it('When a report holds more actions than a slice, then the output parses to the same report, terminal-safe, in several writes', () => {
+  it('When a report holds more actions than a slice, then the output parses to the same report, terminal-safe, in several writes', async () => {
     const r = report(Array.from({ length: 1234 }, (_, i) => action(i)));
-    const { text, writes } = written(r, 500);
+    const { text, writes } = await written(r, 500);
     expect(JSON.parse(text)).toEqual(r);
     expect(JSON.parse(text)).toEqual(JSON.parse(terminalJson(r)));
     expect(text).not.toMatch(/[\u001b\u0007]/);
     expect(writes).toBeGreaterThanOrEqual(4);
   });
 
-  it('When a report has no actions or exactly one slice, then the output still parses to it', () => {
+  it('When a report has no actions or exactly one slice, then the output still parses to it', async () => {
     for (const r of [report([]), report([action(1)]), report(Array.from({ length: 500 }, (_, i) => action(i)))]) {
-      expect(JSON.parse(written(r, 500).text)).toEqual(r);
+      expect(JSON.parse((await written(r, 500)).text)).toEqual(r);
     }
+  });
+
+  it('When the reader is slow, then the next slice waits for it: no more than a slice is ever queued', async () => {
+    const r = report(Array.from({ length: 3000 }, (_, i) => action(i)));
+    const out = new PassThrough({ highWaterMark: 1024 });
+    let queuedMost = 0;
+    let text = '';
+    const reading = (async () => {
+      for await (const chunk of out) {
+        queuedMost = Math.max(queuedMost, out.writableLength);
+        text += String(chunk);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    await writeReportJson(out, r, 100);
+    out.end();
+    await reading;
+    expect(JSON.parse(text)).toEqual(r);
+    // One slice of 100 actions is about 30 KB; without waiting, all 3,000 (about 1 MB) would queue.
+    expect(queuedMost).toBeLessThan(100_000);
+  });
+
+  it('When the stream closes while a slice waits, then writing ends instead of hanging', async () => {
+    const out = new PassThrough({ highWaterMark: 16 });
+    const writing = writeReportJson(out, report(Array.from({ length: 50 }, (_, i) => action(i))), 10);
+    out.destroy();
+    await expect(writing).resolves.toBeUndefined();
   });
 });
 
