@@ -300,7 +300,7 @@ export async function writeReportJson(out: NodeJS.WritableStream, report: CycleR
   const write = (text: string) => (gone() || out.write(text) ? Promise.resolve() : drained(out));
   const { actions, ...rest } = report;
   const head = terminalJson(rest);
-  await write(`${head.slice(0, head.lastIndexOf('}')).replace(/\s*$/, '')},\n  "actions": [`);
+  await write(`${head.slice(0, head.lastIndexOf('}')).trimEnd()},\n  "actions": [`);
   for (let start = 0; start < actions.length; start += slice) {
     const items = actions.slice(start, start + slice).map((a) => terminalJson(a).replace(/\n/g, '\n    '));
     await write(`${start === 0 ? '' : ','}\n    ${items.join(',\n    ')}`);
