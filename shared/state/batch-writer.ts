@@ -38,8 +38,6 @@ interface Queued {
 export class BatchWriter {
   private queue = new Map<string, Queued>();
   private draining: Promise<void> | null = null;
-  /** Transactions sent (for tests and the debug log). */
-  transactions = 0;
 
   constructor(private readonly send: SendTransaction) {}
 
@@ -58,11 +56,6 @@ export class BatchWriter {
       }
       this.draining ??= this.drain();
     });
-  }
-
-  /** Settles once everything queued so far is committed or failed. */
-  async idle(): Promise<void> {
-    while (this.draining) await this.draining;
   }
 
   private async drain(): Promise<void> {
@@ -94,7 +87,6 @@ export class BatchWriter {
 
   private async commit(batch: Queued[]): Promise<void> {
     try {
-      this.transactions++;
       await this.send(batch.flatMap((unit) => unit.ops));
       for (const unit of batch) settle(unit, null);
     } catch (error) {
@@ -104,7 +96,6 @@ export class BatchWriter {
       }
       // One unit may have spoilt the whole transaction: each is tried alone, and answers for itself.
       for (const unit of batch) {
-        this.transactions++;
         await this.send(unit.ops).then(() => settle(unit, null), (alone: unknown) => settle(unit, alone));
       }
     }
