@@ -20,14 +20,13 @@
  * - It probes upwards slowly: after PROBE_MS without a throttled answer, the rate rises by 5 %
  *   (at least 1 per second), so a limit that was raised, or a slow start, is found again.
  */
+import type { Answer } from './pool';
 import { sleep } from './retry';
 
 /** How long the rate must hold without throttling before it is raised. */
 export const PROBE_MS = 10_000;
 const WINDOW_MS = 1_000;
 const MIN_EVIDENCE = 5;
-
-export type PacedAnswer = 'clean' | 'throttled' | 'failed';
 
 export class RatePacer {
   /** Requests per second in force; null until TeamViewer first throttled. */
@@ -55,7 +54,7 @@ export class RatePacer {
   }
 
   /** Records an answer; returns the new rate when this answer lowered it. */
-  answered(answer: PacedAnswer): number | undefined {
+  answered(answer: Answer): number | undefined {
     const now = this.now();
     this.forget(now);
     this.firstAnswerAt ??= now;

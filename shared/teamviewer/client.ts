@@ -43,7 +43,7 @@ import type { Logger } from '../log';
 import { silentLogger } from '../log';
 import { requireSecureUrl } from '../net';
 import type { TeamViewerPatch, TeamViewerUser, TeamViewerUserDraft } from '../domain/model';
-import { createAdaptivePool, mapWithConcurrency, type AdaptivePool, type Sent } from '../http/pool';
+import { createAdaptivePool, mapWithConcurrency, type AdaptivePool, type Answer, type Sent } from '../http/pool';
 import { RatePacer } from '../http/pacer';
 import { parseRetryAfter, sleep, withRetry } from '../http/retry';
 import { abortReason, attemptDeadline } from '../http/timeout';
@@ -479,10 +479,11 @@ export class TeamViewerClient {
     });
   }
 
-  /** An answer that was not throttling, told to the pool and the pacer. */
-  private answered(sent: Sent, answer: 'clean' | 'failed'): void {
-    this.pool.answered(sent, answer);
-    this.pacer.answered(answer);
+  /** Tells the pool and the pacer how an answer went; true when it lowered either. */
+  private answered(sent: Sent, answer: Answer): boolean {
+    const lowered = this.pool.answered(sent, answer);
+    const paced = this.pacer.answered(answer);
+    return lowered !== undefined || paced !== undefined;
   }
 
   private async attempt<T>(call: Call<T>, ctx: RequestContext, callNumber: number, tally: AttemptTally): Promise<T> {
@@ -535,9 +536,7 @@ export class TeamViewerClient {
       const error = errorFromResponse(ctx, { status, bodyText: text, retryAfterSeconds: parseRetryAfter(retryAfter) });
       if (error.code === 'TEAMVIEWER_THROTTLED') {
         this.counters.throttled++;
-        const lowered = this.pool.answered(sent, 'throttled');
-        const paced = this.pacer.answered('throttled');
-        if (lowered !== undefined || paced !== undefined) {
+        if (this.answered(sent, 'throttled')) {
           this.logger.info(`TeamViewer is throttling this API token: at most ${this.pool.limit} requests in flight${this.pacer.rate !== null ? ` and ${this.pacer.rate} per second` : ''} from now on (TEAMVIEWER_CONCURRENCY ${this.pool.max})`, {
             concurrency: this.pool.limit, maxConcurrency: this.pool.max, requestsPerSecond: this.pacer.rate, status,
           });
